@@ -1,0 +1,65 @@
+"""`flask create-admin` and `flask seed-demo`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from apiflask import APIFlask
+from marshmallow import ValidationError
+from sqlalchemy import select
+
+from api.errors import ConflictError
+from api.extensions import db
+from api.models import Role, Task, User
+from api.services import auth, tasks
+from schemas.auth import RegisterIn
+
+DEMO_USER = {"username": "demo", "email": "demo@example.com", "password": "demo-password"}
+DEMO_TASKS: list[dict[str, Any]] = [
+    {"title": "Read the API docs at /docs", "priority": "high", "tags": ["onboarding"]},
+    {"title": "Create your first task", "status": "completed", "tags": ["onboarding"]},
+    {"title": "Write quarterly report", "priority": "urgent", "tags": ["work", "q4"], "days": 3},
+    {"title": "Renew passport", "priority": "medium", "tags": ["personal"], "days": -2},
+    {"title": "Plan team offsite", "status": "in_progress", "tags": ["work"], "days": 14},
+]
+
+
+def _register(username: str, email: str, password: str, role: str) -> User:
+    try:
+        data = RegisterIn().load({"username": username, "email": email, "password": password})
+    except ValidationError as error:
+        raise click.ClickException(f"invalid input: {error.messages}") from None
+    try:
+        return auth.register_user(**data, role=role)
+    except ConflictError as error:
+        raise click.ClickException(error.detail) from None
+
+
+def init_app(app: APIFlask) -> None:
+    @app.cli.command("create-admin")
+    @click.option("--username", prompt=True)
+    @click.option("--email", prompt=True)
+    @click.password_option()
+    def create_admin(username: str, email: str, password: str) -> None:
+        """Create an administrator account."""
+        user = _register(username, email, password, Role.ADMIN.value)
+        click.echo(f"created admin {user.username} (id {user.id})")
+
+    @app.cli.command("seed-demo")
+    def seed_demo() -> None:
+        """Create the demo user and a few tasks, once (safe to run again)."""
+        user = db.session.scalar(select(User).where(User.username == DEMO_USER["username"]))
+        if user is None:
+            user = _register(**DEMO_USER, role=Role.USER.value)
+        if db.session.scalar(select(Task.id).where(Task.owner_id == user.id).limit(1)) is None:
+            now = datetime.now(UTC).replace(microsecond=0)
+            for spec in DEMO_TASKS:
+                data = {k: v for k, v in spec.items() if k != "days"}
+                days = spec.get("days")
+                data["due_date"] = now + timedelta(days=int(days)) if days is not None else None
+                tasks.create_task(user, {"status": "pending", "priority": "medium", **data})
+        click.echo(
+            f"demo user: login {DEMO_USER['username']!r}, password {DEMO_USER['password']!r}"
+        )

@@ -1,0 +1,164 @@
+"""One error shape for everything: RFC 9457 problem details.
+
+Views and services raise; this module turns every error (APIFlask's HTTPError and
+validation errors, Werkzeug's HTTP exceptions, domain errors from `api.services`, and
+unexpected exceptions) into `application/problem+json` with the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from apiflask import APIFlask, HTTPError
+from flask import Response, current_app, g, json, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+
+# Where validation errors were found, as the client sees it.
+_LOCATIONS = {"json": "json", "query": "query", "querystring": "query", "headers": "header"}
+_LOCATIONS |= {"path": "path", "view_args": "path"}
+
+
+class DomainError(Exception):
+    """A rule of the service was broken; `status` is the HTTP status it maps to."""
+
+    status = 400
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = dict(headers or {})
+
+
+class NotFoundError(DomainError):
+    status = 404
+
+
+class UnauthorizedError(DomainError):
+    status = 401
+
+
+class ForbiddenError(DomainError):
+    status = 403
+
+
+class ConflictError(DomainError):
+    status = 409
+
+
+def problem(
+    status: int,
+    detail: str | None = None,
+    *,
+    title: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """Build a problem-details response with the current request id."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail or HTTPStatus(status).description,
+        "instance": request.path,
+        "request_id": g.get("request_id"),
+    }
+    body.update(extra)
+    response = current_app.response_class(
+        json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE
+    )
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_messages(messages: Any, location: str, prefix: str = "") -> list[dict[str, str]]:
+    """Turn marshmallow's nested message dict into `[{location, field, message}]`."""
+    if isinstance(messages, Mapping):
+        items: list[dict[str, str]] = []
+        for key, value in messages.items():
+            name = str(key) if key != "_schema" else ""
+            field = f"{prefix}.{name}" if prefix and name else (name or prefix)
+            items.extend(flatten_messages(value, location, field))
+        return items
+    if isinstance(messages, list | tuple):
+        if all(isinstance(item, str) for item in messages):
+            return [{"location": location, "field": prefix, "message": m} for m in messages]
+        items = []
+        for item in messages:
+            items.extend(flatten_messages(item, location, prefix))
+        return items
+    return [{"location": location, "field": prefix, "message": str(messages)}]
+
+
+def _validation_errors(detail: Any) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    for location, messages in (detail or {}).items():
+        errors.extend(flatten_messages(messages, _LOCATIONS.get(location, location)))
+    return errors
+
+
+def _str_headers(headers: Any) -> dict[str, str]:
+    return {str(name): str(value) for name, value in dict(headers or {}).items()}
+
+
+def handle_http_error(error: HTTPError) -> Response:
+    """APIFlask's error processor: HTTPError, validation and auth errors."""
+    status = error.status_code
+    if status == current_app.config["VALIDATION_ERROR_STATUS_CODE"] and isinstance(
+        error.detail, Mapping
+    ):
+        errors = _validation_errors(error.detail)
+        return problem(
+            status,
+            "The request is invalid: see `errors` for each problem.",
+            title="Validation failed",
+            headers=_str_headers(error.headers),
+            errors=errors,
+        )
+    detail = error.detail if isinstance(error.detail, str) and error.detail else error.message
+    if detail == HTTPStatus(status).phrase:
+        detail = None
+    return problem(status, detail, headers=_str_headers(error.headers), **(error.extra_data or {}))
+
+
+def handle_werkzeug_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    detail = None
+    data = getattr(error, "data", None)
+    if status == 400 and isinstance(data, Mapping) and "messages" in data:
+        # webargs' "Invalid JSON body." for a malformed body
+        detail = "The request body is not valid JSON."
+    elif status == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        detail = f"The request body is larger than the limit of {limit} bytes."
+    elif status == 404:
+        detail = "No resource lives at this URL."
+    elif status == 405:
+        detail = f"{request.method} is not allowed here; see the Allow header."
+    return problem(status, detail, headers=headers)
+
+
+def handle_domain_error(error: DomainError) -> Response:
+    return problem(error.status, error.detail, headers=error.headers)
+
+
+def handle_unexpected_error(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return handle_werkzeug_error(error)
+    log.exception("unhandled error (request_id=%s)", g.get("request_id"))
+    return problem(500, "An unexpected error occurred. Quote the request_id when you report it.")
+
+
+def init_app(app: APIFlask) -> None:
+    app.error_processor(handle_http_error)
+    app.register_error_handler(HTTPException, handle_werkzeug_error)
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(Exception, handle_unexpected_error)

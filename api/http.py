@@ -1,0 +1,53 @@
+"""Per-request plumbing: request ids, the JSON-only body rule, security headers."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from apiflask import APIFlask
+from flask import Response, current_app, g, request
+
+from api.errors import problem
+
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _require_json_body() -> Response | None:
+    """415 for a body that is not JSON, on operations that declare a JSON body."""
+    if request.method not in _BODY_METHODS or request.endpoint is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    if not getattr(view, "_spec", {}).get("body"):
+        return None
+    has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding")
+    if has_body and not request.is_json:
+        return problem(
+            415,
+            f"Send the body as application/json, not {request.mimetype or 'no content type'}.",
+        )
+    return None
+
+
+def _finish(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    if response.status_code in (204, 304):
+        response.headers.pop("Content-Type", None)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.headers.get("Authorization") and request.method == "GET":
+        response.headers.setdefault("Cache-Control", "private, no-cache")
+    return response
+
+
+def init_app(app: APIFlask) -> None:
+    app.before_request(_assign_request_id)
+    app.before_request(_require_json_body)
+    app.after_request(_finish)

@@ -1,0 +1,184 @@
+"""The OpenAPI document and the docs UIs.
+
+The document comes from the views' `@input`/`@output`/`@doc` decorators; `finish_spec`
+adds the few rules that hold for every operation (problem media type, the errors any
+operation can return, required bodies, the `X-Request-ID` header), so views do not
+repeat them. `/docs` (Swagger UI) and `/redoc` load their assets from this server.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from apiflask import APIFlask
+from apiflask.ui_templates import ui_templates
+from apispec.ext.marshmallow.common import make_schema_key
+from flask import Blueprint, render_template_string
+
+from schemas.common import Problem, ValidationProblem
+
+SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+PROBLEM_MIMETYPE = "application/problem+json"
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Operations whose body may be left out (login also takes HTTP Basic credentials).
+OPTIONAL_BODY_OPERATIONS = frozenset({"login"})
+
+DESCRIPTION = """\
+Manage your tasks: create, read, replace, patch, delete, filter, sort, paginate and tag.
+
+**Authentication.** Register with `register`, then `login` for an access token and a
+refresh token. Click **Authorize**, paste the access token (`BearerAuth`), and every
+"Try it out" call is made as you. Access tokens live 15 minutes; exchange the refresh
+token at `refreshToken` for a new pair.
+
+**Errors** are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
+(`application/problem+json`) with the request's `request_id`; validation errors list
+each field in `errors`.
+
+**Collections** take `page` and `per_page` (1..100) and answer
+`{"data": [...], "pagination": {...}}` with `Link` and `X-Total-Count` headers.
+"""
+
+TAGS = [
+    {"name": "Auth", "description": "Register, log in, refresh and log out."},
+    {"name": "Users", "description": "Your own account."},
+    {"name": "Tasks", "description": "Your tasks (admins see everyone's)."},
+    {"name": "Tags", "description": "The tags on your tasks."},
+    {"name": "Health", "description": "Liveness and readiness probes for orchestrators."},
+]
+
+
+class TasksAPI(APIFlask):
+    """APIFlask, emitting each schema as one component however it is used.
+
+    APIFlask names an `@output` schema anew when the marshmallow plugin has already
+    registered the same schema as a nested field (`TaskOut` and `TaskOut1`); here the
+    plugin's existing reference is reused instead.
+    """
+
+    def _register_schema_and_get_ref(
+        self, spec: Any, registered_schema_classes: dict[int, str], schema_obj: Any
+    ) -> dict[str, str]:
+        plugin = getattr(self, "_ma_plugin", None)
+        if plugin is not None and not isinstance(schema_obj, type):
+            name = plugin.converter.refs.get(make_schema_key(schema_obj))
+            if name is not None:
+                return {"$ref": f"#/components/schemas/{name}"}
+        ref: dict[str, str] = super()._register_schema_and_get_ref(
+            spec, registered_schema_classes, schema_obj
+        )
+        return ref
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MIMETYPE: {"schema": _PROBLEM_REF}}}
+
+
+_BODY_ERRORS = {
+    "400": "The body is not valid JSON.",
+    "413": "The body is larger than the server accepts.",
+    "415": "The body is not `application/json`.",
+}
+
+
+def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
+    """Apply the rules shared by every operation (see the module docstring)."""
+    assert isinstance(spec, dict), "SPEC_FORMAT is json: APIFlask passes a dict"
+    components = spec.setdefault("components", {})
+    components.setdefault("headers", {})["X-Request-ID"] = {
+        "description": "The client's request id if it sent a sane one, else a generated one.",
+        "schema": {"type": "string"},
+        "required": True,
+    }
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation["responses"]
+            body = operation.get("requestBody")
+            if body is not None:
+                body["required"] = operation.get("operationId") not in OPTIONAL_BODY_OPERATIONS
+                for status, description in _BODY_ERRORS.items():
+                    responses.setdefault(status, _problem_response(description))
+            responses.setdefault("500", _problem_response("Unexpected server error."))
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if int(status) >= 400 and "application/json" in content:
+                    content[PROBLEM_MIMETYPE] = content.pop("application/json")
+                response.setdefault("headers", {})["X-Request-ID"] = {
+                    "$ref": "#/components/headers/X-Request-ID"
+                }
+    return spec
+
+
+def _sidecar_static() -> Path:
+    """Swagger UI and Redoc files from the drf-spectacular-sidecar wheel (not imported:
+    it is a Django app; we only serve its files)."""
+    spec = importlib.util.find_spec("drf_spectacular_sidecar")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover
+        raise RuntimeError("drf-spectacular-sidecar is not installed; run `make install`")
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "drf_spectacular_sidecar"
+
+
+def spec_json(app: APIFlask) -> str:
+    """The document as the checked-in file holds it: sorted keys, 2-space indent."""
+    return json.dumps(app._get_spec("json", force_update=True), indent=2, sort_keys=True) + "\n"
+
+
+def init_app(app: APIFlask) -> None:
+    # A plain Flask blueprint: APIFlask leaves it out of the document.
+    docs = Blueprint(
+        "docs", __name__, static_folder=str(_sidecar_static()), static_url_path="/docs/assets"
+    )
+
+    @docs.get("/redoc")
+    def redoc() -> str:
+        return render_template_string(ui_templates["redoc"], title=app.title, version=app.version)
+
+    app.register_blueprint(docs)
+
+    base = "/docs/assets"
+    app.config.update(
+        DESCRIPTION=DESCRIPTION,
+        TAGS=TAGS,
+        SECURITY_SCHEMES={
+            "BasicAuth": {
+                "type": "http",
+                "scheme": "basic",
+                "description": "Username (or email) and password, accepted by `login` only.",
+            }
+        },
+        HTTP_ERROR_SCHEMA=Problem,
+        VALIDATION_ERROR_SCHEMA=ValidationProblem,
+        SWAGGER_UI_CSS=f"{base}/swagger-ui-dist/swagger-ui.css",
+        SWAGGER_UI_BUNDLE_JS=f"{base}/swagger-ui-dist/swagger-ui-bundle.js",
+        SWAGGER_UI_STANDALONE_PRESET_JS=f"{base}/swagger-ui-dist/swagger-ui-standalone-preset.js",
+        DOCS_FAVICON=f"{base}/swagger-ui-dist/favicon-32x32.png",
+        REDOC_STANDALONE_JS=f"{base}/redoc/bundles/redoc.standalone.js",
+        REDOC_USE_GOOGLE_FONT=False,
+        SWAGGER_UI_CONFIG={
+            "validatorUrl": None,  # the default sends the spec to an outside validator
+            "persistAuthorization": True,
+            "displayOperationId": True,
+            "displayRequestDuration": True,
+        },
+    )
+    app.spec_processor(finish_spec)
+
+    @app.cli.command("openapi")
+    @click.option("--check", is_flag=True, help="Fail if the checked-in file is stale.")
+    def openapi_command(check: bool) -> None:
+        """Write openapi/openapi.json from the code (or --check it)."""
+        text = spec_json(app)
+        if check:
+            if not SPEC_FILE.exists() or SPEC_FILE.read_text() != text:
+                raise click.ClickException(
+                    f"{SPEC_FILE} is stale: run `make openapi` and commit it"
+                )
+            click.echo(f"{SPEC_FILE} is up to date")
+            return
+        SPEC_FILE.parent.mkdir(exist_ok=True)
+        SPEC_FILE.write_text(text)
+        click.echo(f"wrote {SPEC_FILE}")

@@ -1,0 +1,70 @@
+"""Page bodies and their headers (`Link`, `X-Total-Count`), built once for every list."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from apiflask import Schema, fields
+from flask import request
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query's results, and how many results there are in all."""
+
+    items: Sequence[Any]
+    page: int
+    per_page: int
+    total: int
+
+
+class ListHeaders(Schema):
+    """Response headers of every paginated list."""
+
+    link = fields.String(
+        data_key="Link",
+        metadata={"description": "RFC 8288 links: first, prev, next, last."},
+    )
+    total_count = fields.Integer(
+        data_key="X-Total-Count", metadata={"description": "Items matching the query."}
+    )
+
+
+def page_url(page: int) -> str:
+    """This request's URL with `page` replaced (other parameters, repeated ones too, kept)."""
+    args = [(key, value) for key, value in request.args.items(multi=True) if key != "page"]
+    args.append(("page", str(page)))
+    return f"{request.path}?{urlencode(args)}"
+
+
+def paginated(page: Page) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The `{data, pagination}` body plus `Link` and `X-Total-Count` headers."""
+    pages = math.ceil(page.total / page.per_page)
+    next_url = page_url(page.page + 1) if page.page < pages else None
+    prev_url = page_url(min(page.page - 1, max(pages, 1))) if page.page > 1 else None
+    links = {
+        "first": page_url(1),
+        "prev": prev_url,
+        "next": next_url,
+        "last": page_url(max(pages, 1)),
+    }
+    body = {
+        "data": page.items,
+        "pagination": {
+            "page": page.page,
+            "per_page": page.per_page,
+            "total": page.total,
+            "pages": pages,
+            "next": next_url,
+            "prev": prev_url,
+        },
+    }
+    headers = {
+        "Link": ", ".join(f'<{url}>; rel="{rel}"' for rel, url in links.items() if url),
+        "X-Total-Count": str(page.total),
+    }
+    return body, 200, headers

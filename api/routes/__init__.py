@@ -1,0 +1,19 @@
+"""One APIBlueprint per resource; routes only, rules live in `api.services`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIFlask
+
+# What a view hands to APIFlask, which serializes it with the view's `@output` schema:
+# a model or a dict, alone or with a status and headers. Flask's own return type cannot
+# say "serialized later", hence Any.
+ViewResult = Any
+
+
+def init_app(app: APIFlask) -> None:
+    from api.routes import auth, health, tags, tasks, users
+
+    for module in (auth, users, tasks, tags, health):
+        app.register_blueprint(module.bp)

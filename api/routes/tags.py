@@ -1,0 +1,22 @@
+"""The tags on the caller's tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+
+from api.security import current_user, token_auth
+from api.services import tasks
+from schemas.tasks import TagList
+
+bp = APIBlueprint("tags", __name__, tag="Tags", url_prefix="/api/v1/tags")
+
+
+@bp.get("")
+@bp.auth_required(token_auth)
+@bp.output(TagList)
+@bp.doc(operation_id="listTags")
+def list_tags() -> dict[str, Any]:
+    """List your tags with how many of your tasks carry each."""
+    return {"data": tasks.list_tags(current_user())}

@@ -1,0 +1,1 @@
+"""Business rules as plain typed functions. They raise `api.errors.DomainError`s."""

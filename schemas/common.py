@@ -1,0 +1,116 @@
+"""Shapes shared by every resource: problems, pagination, strict fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import Schema, fields, validators
+from marshmallow import RAISE
+
+DEFAULT_PER_PAGE = 20
+MAX_PER_PAGE = 100
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON boolean and nothing else: `0`, `"true"` and `null` are rejected."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+def Enum(values: Any, **kwargs: Any) -> fields.String:  # noqa: N802 - reads as a field type
+    """A string field restricted to the values of a `StrEnum` (listed in the spec)."""
+    choices = [member.value for member in values]
+    return fields.String(validate=validators.OneOf(choices), **kwargs)
+
+
+class Problem(Schema):
+    """RFC 9457 problem details; every error response has this shape."""
+
+    type = fields.String(
+        required=True, metadata={"description": "A URI reference naming the problem type."}
+    )
+    title = fields.String(required=True, metadata={"example": "Not Found"})
+    status = fields.Integer(required=True, metadata={"example": 404})
+    detail = fields.String(
+        required=True, metadata={"example": "Task 42 does not exist or is not yours."}
+    )
+    instance = fields.String(required=True, metadata={"example": "/api/v1/tasks/42"})
+    request_id = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Also sent as the X-Request-ID header; quote it in reports."},
+    )
+
+
+class FieldError(Schema):
+    location = fields.String(
+        required=True, validate=validators.OneOf(["json", "query", "path", "header"])
+    )
+    field = fields.String(
+        required=True, metadata={"description": "Dotted path to the field; empty for the body."}
+    )
+    message = fields.String(required=True)
+
+
+class ValidationProblem(Problem):
+    """A problem whose `errors` lists each invalid field."""
+
+    errors = fields.List(fields.Nested(FieldError), required=True)
+
+
+class Pagination(Schema):
+    page = fields.Integer(required=True, metadata={"example": 1})
+    per_page = fields.Integer(required=True, metadata={"example": DEFAULT_PER_PAGE})
+    total = fields.Integer(required=True, metadata={"description": "Items matching the query."})
+    pages = fields.Integer(required=True, metadata={"description": "Number of pages."})
+    next = fields.String(
+        required=True, allow_none=True, metadata={"description": "URL of the next page."}
+    )
+    prev = fields.String(
+        required=True, allow_none=True, metadata={"description": "URL of the previous page."}
+    )
+
+
+class PageQuery(Schema):
+    """`page` and `per_page`, shared by every collection. Unknown parameters are refused."""
+
+    class Meta:
+        unknown = RAISE
+
+    page = fields.Integer(
+        load_default=1, validate=validators.Range(min=1), metadata={"description": "1-based."}
+    )
+    per_page = fields.Integer(
+        load_default=DEFAULT_PER_PAGE,
+        validate=validators.Range(min=1, max=MAX_PER_PAGE),
+        metadata={"description": f"Items per page, 1..{MAX_PER_PAGE}."},
+    )
+
+
+class HealthCheck(Schema):
+    status = fields.String(required=True, validate=validators.OneOf(["ok", "fail"]))
+    detail = fields.String(metadata={"description": "Why the check failed."})
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True, validate=validators.OneOf(["ok", "fail"]))
+    checks = fields.Dict(
+        keys=fields.String(), values=fields.Nested(HealthCheck), metadata={"example": {}}
+    )
+
+
+class ReadinessProblem(Problem):
+    """503 from `/health/ready`: which dependency failed."""
+
+    checks = fields.Dict(keys=fields.String(), values=fields.Nested(HealthCheck), required=True)
+
+
+class LocationHeader(Schema):
+    location = fields.String(
+        data_key="Location",
+        required=True,
+        metadata={"description": "URL of the created resource."},
+    )

@@ -1,0 +1,172 @@
+"""Task and tag shapes, and the task list's query parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import Schema, fields, validators
+from marshmallow import ValidationError, post_load, validates_schema
+
+from api.models import TaskPriority, TaskStatus
+from schemas.common import Enum, PageQuery, Pagination
+
+TITLE_LENGTH = validators.Length(min=1, max=200)
+MAX_TAGS = 20
+SORT_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
+DEFAULT_SORT = "-created_at"
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("Must contain a non-space character.")
+
+
+def _normalise_tags(tags: list[str]) -> list[str]:
+    """Lower-case, trimmed, de-duplicated, in first-seen order."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        seen.setdefault(tag.strip().lower(), None)
+    return list(seen)
+
+
+def _tag_field() -> fields.String:
+    return fields.String(validate=[validators.Length(min=1, max=50), _not_blank])
+
+
+class TaskIn(Schema):
+    """A whole task, for `createTask` and `replaceTask` (omitted fields take defaults)."""
+
+    title = fields.String(
+        required=True, validate=[TITLE_LENGTH, _not_blank], metadata={"example": "Write report"}
+    )
+    description = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validators.Length(max=10_000),
+        metadata={"example": "Quarterly numbers for the board."},
+    )
+    status = Enum(TaskStatus, load_default=TaskStatus.PENDING.value)
+    priority = Enum(TaskPriority, load_default=TaskPriority.MEDIUM.value)
+    due_date = fields.AwareDateTime(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "RFC 3339 with an offset.", "example": "2026-12-01T17:00:00Z"},
+    )
+    tags = fields.List(
+        _tag_field(),
+        load_default=list,
+        validate=validators.Length(max=MAX_TAGS),
+        metadata={
+            "description": f"Up to {MAX_TAGS} tags of 1..50 characters, stored lower-case.",
+            "example": ["work", "q4"],
+        },
+    )
+
+    @post_load
+    def normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data.get("tags") is not None:
+            data["tags"] = _normalise_tags(data["tags"])
+        return data
+
+
+class TaskPatchIn(TaskIn):
+    """Some fields of a task, for `updateTask`; at least one."""
+
+    title = fields.String(validate=[TITLE_LENGTH, _not_blank], metadata={"example": "New title"})
+    description = fields.String(allow_none=True, validate=validators.Length(max=10_000))
+    status = Enum(TaskStatus)
+    priority = Enum(TaskPriority)
+    due_date = fields.AwareDateTime(allow_none=True)
+    tags = fields.List(_tag_field(), validate=validators.Length(max=MAX_TAGS))
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change.")
+
+
+class TaskStatusIn(Schema):
+    status = Enum(TaskStatus, required=True)
+
+
+class TaskOut(Schema):
+    id = fields.Integer(required=True, metadata={"example": 42})
+    title = fields.String(required=True, metadata={"example": "Write report"})
+    description = fields.String(required=True, allow_none=True)
+    status = Enum(TaskStatus, required=True)
+    priority = Enum(TaskPriority, required=True)
+    due_date = fields.DateTime(required=True, allow_none=True)
+    tags = fields.List(fields.String(), required=True, attribute="tag_names")
+    owner_id = fields.Integer(required=True, metadata={"example": 1})
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    completed_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"description": "Set when status is completed."}
+    )
+    version = fields.Integer(
+        required=True, metadata={"description": "Increments on every change.", "example": 1}
+    )
+
+
+class TaskList(Schema):
+    data = fields.List(fields.Nested(TaskOut), required=True)
+    pagination = fields.Nested(Pagination, required=True)
+
+
+def _validate_sort(value: str) -> None:
+    for part in value.split(","):
+        name = part.removeprefix("-")
+        if name not in SORT_FIELDS:
+            raise ValidationError(f"Cannot sort by {name!r}; allowed: {', '.join(SORT_FIELDS)}.")
+
+
+class TaskQuery(PageQuery):
+    sort = fields.String(
+        load_default=DEFAULT_SORT,
+        validate=_validate_sort,
+        metadata={
+            "description": "Comma-separated fields, `-` for descending. Allowed: "
+            + ", ".join(SORT_FIELDS)
+            + ". Ties are broken by id.",
+            "example": "-due_date,priority",
+        },
+    )
+    status = fields.List(
+        Enum(TaskStatus), metadata={"description": "Repeat to match any of several."}
+    )
+    priority = fields.List(
+        Enum(TaskPriority), metadata={"description": "Repeat to match any of several."}
+    )
+    tag = fields.String(
+        validate=validators.Length(min=1, max=50), metadata={"description": "Has this tag."}
+    )
+    q = fields.String(
+        validate=validators.Length(min=1, max=200),
+        metadata={"description": "Case-insensitive text in title or description."},
+    )
+    due_before = fields.AwareDateTime(metadata={"description": "Due strictly before (RFC 3339)."})
+    due_after = fields.AwareDateTime(metadata={"description": "Due strictly after (RFC 3339)."})
+    overdue = fields.Boolean(
+        metadata={"description": "`true`: past due and not completed; `false`: the others."}
+    )
+    owner_id = fields.Integer(
+        validate=validators.Range(min=1), metadata={"description": "Admins only."}
+    )
+
+    @post_load
+    def parse(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data["sort"] = [
+            (part.removeprefix("-"), part.startswith("-")) for part in data["sort"].split(",")
+        ]
+        if "tag" in data:
+            data["tag"] = data["tag"].strip().lower()
+        return data
+
+
+class TagOut(Schema):
+    name = fields.String(required=True, metadata={"example": "work"})
+    task_count = fields.Integer(required=True, metadata={"example": 3})
+
+
+class TagList(Schema):
+    data = fields.List(fields.Nested(TagOut), required=True)

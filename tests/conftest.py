@@ -1,0 +1,154 @@
+"""Fixtures: one app per database backend, a client, users and their tokens.
+
+Every test that uses `app` runs on SQLite and, when `TEST_DATABASE_URL` is set, again on
+a real PostgreSQL (in a database created for this run and dropped after it).
+`REQUIRE_TEST_TIERS=postgresql` (set by `.ci/run`) makes a missing tier an error
+instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from api import create_app
+from api.extensions import db
+from api.models import Role, User
+from api.openapi import TasksAPI
+from api.security import hash_password
+
+REQUIRED_TIERS = {t for t in os.environ.get("REQUIRE_TEST_TIERS", "").split(",") if t}
+PASSWORD = "correct horse battery"
+
+
+def tier_missing(tier: str, reason: str) -> None:
+    """Skip a test for a missing tier, or fail when CI requires that tier."""
+    if tier in REQUIRED_TIERS:
+        pytest.fail(f"required test tier {tier!r} unavailable: {reason}")
+    pytest.skip(reason)
+
+
+def backends() -> list[str]:
+    return ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        tier_missing("postgresql", "TEST_DATABASE_URL is not set")
+    name = f"tasks_api_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:
+        admin.dispose()
+        tier_missing("postgresql", f"cannot reach PostgreSQL: {error}")
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def make_app(database_url: str, **config: Any) -> TasksAPI:
+    return create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **config})
+
+
+@pytest.fixture(scope="session", params=backends())
+def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TasksAPI]:
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tasks.db'}"
+    application = make_app(url)
+    with application.app_context():
+        db.create_all()
+    yield application
+    with application.app_context():
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with empty tables (cheaper than re-creating the schema)."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    application = request.getfixturevalue("app")
+    with application.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def client(app: TasksAPI) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app: TasksAPI) -> Callable[..., User]:
+    """Insert a user directly; returns a detached copy with `id` set."""
+
+    def factory(username: str = "alice", role: str = Role.USER.value, **fields: Any) -> User:
+        with app.app_context():
+            user = User(
+                username=username,
+                email=fields.pop("email", f"{username}@example.com"),
+                password_hash=hash_password(fields.pop("password", PASSWORD)),
+                role=role,
+                **fields,
+            )
+            db.session.add(user)
+            db.session.commit()
+            db.session.refresh(user)
+            db.session.expunge(user)
+            return user
+
+    return factory
+
+
+def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = client.post("/api/v1/auth/login", json={"login": username, "password": password})
+    assert response.status_code == 200, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., dict[str, str]]:
+    """`auth("bob")` creates bob (once), logs him in and returns his headers."""
+    created: set[str] = set()
+
+    def headers(username: str = "alice", role: str = Role.USER.value) -> dict[str, str]:
+        if username not in created:
+            make_user(username, role=role)
+            created.add(username)
+        return bearer(login(client, username)["access_token"])
+
+    return headers
+
+
+@pytest.fixture
+def spec_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
