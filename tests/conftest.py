@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from api import create_app
 from api.extensions import db
@@ -40,26 +42,43 @@ def backends() -> list[str]:
     return ["sqlite", "postgresql"]
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        tier_missing("postgresql", "TEST_DATABASE_URL is not set")
+@contextmanager
+def fresh_postgres_database(base_url: str) -> Iterator[str]:
+    """Create an empty database on the server of `base_url`; drop it afterwards."""
     name = f"tasks_api_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:
-        admin.dispose()
-        tier_missing("postgresql", f"cannot reach PostgreSQL: {error}")
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """`TEST_DATABASE_URL`, checked to answer; skips (or fails in CI) otherwise."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        tier_missing("postgresql", "TEST_DATABASE_URL is not set")
+    engine = create_engine(base)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as error:
+        tier_missing("postgresql", f"cannot reach PostgreSQL: {error}")
+    finally:
+        engine.dispose()
+    return base
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session."""
+    with fresh_postgres_database(postgres_server) as url:
+        yield url
 
 
 def make_app(database_url: str, **config: Any) -> TasksAPI:
