@@ -168,6 +168,6 @@ def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., d
     return headers
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def spec_path() -> Path:
     return Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"

@@ -1,0 +1,70 @@
+"""Migrations and models agree, on SQLite and PostgreSQL (pytest-alembic's standard tests).
+
+The pytest-alembic plugin's automatic collection is off (`-p no:pytest_alembic`: it does
+not collect under this pytest); its four standard tests are called here instead, with a
+runner bound to an empty database of each backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import pytest_alembic
+from pytest_alembic.config import Config
+from pytest_alembic.tests import default as standard
+from sqlalchemy import inspect
+
+from api.extensions import db
+from tests.conftest import fresh_postgres_database, make_app
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+STANDARD_TESTS = [
+    standard.test_single_head_revision,
+    standard.test_upgrade,
+    standard.test_model_definitions_match_ddl,
+    standard.test_up_down_consistency,
+]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    with fresh_postgres_database(server) as url:
+        yield url
+
+
+@contextmanager
+def alembic_runner(url: str) -> Iterator[pytest_alembic.MigrationContext]:
+    app = make_app(url)
+    config = Config.from_raw_config(
+        {"file": str(MIGRATIONS / "alembic.ini"), "script_location": str(MIGRATIONS)}
+    )
+    with app.app_context():
+        with pytest_alembic.runner(config=config, engine=db.engine) as runner:
+            yield runner
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("check", STANDARD_TESTS, ids=lambda check: check.__name__)
+def test_standard(
+    check: Callable[[pytest_alembic.MigrationContext], None], empty_database: str
+) -> None:
+    with alembic_runner(empty_database) as runner:
+        check(runner)
+
+
+def test_upgrade_downgrade_upgrade(empty_database: str) -> None:
+    expected = {"users", "tasks", "tags", "task_tags", "revoked_tokens", "alembic_version"}
+    with alembic_runner(empty_database) as runner:
+        runner.migrate_up_to("heads")
+        assert expected <= set(inspect(db.engine).get_table_names())
+        runner.migrate_down_to("base")
+        assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+        runner.migrate_up_to("heads")
+        assert expected <= set(inspect(db.engine).get_table_names())
