@@ -43,6 +43,12 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
+    from apiflask.schema_adapters.marshmallow import parser
+
+    # webargs ignores unknown query parameters by default; let each schema's
+    # `Meta.unknown` decide instead (ours refuse them: a typo is a 422, not a no-op).
+    parser.unknown = None
+
     from api import cli, errors, http, openapi, routes, security
     from api.extensions import db, migrate
 

@@ -58,6 +58,11 @@ class Config:
     SQLALCHEMY_DATABASE_URI: str | None = None
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, Any]] = {"pool_pre_ping": True}
 
+    # A refresh token rotated this recently is still accepted (two tabs refreshing).
+    REFRESH_REUSE_GRACE_SECONDS = 10
+    # Strict-Transport-Security max-age; 0 sends no header (production sets a year).
+    HSTS_SECONDS = 0
+
     MAX_CONTENT_LENGTH = 1024 * 1024
     # Argon2id cost; tests lower it (hashing is deliberately slow).
     ARGON2_TIME_COST = 3
@@ -84,11 +89,14 @@ class TestingConfig(Config):
     JWT_SECRET_KEY = "testing-jwt-secret-key-" + "x" * 32
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 8
+    # Reuse detection is immediate in tests; the grace window is tested on its own.
+    REFRESH_REUSE_GRACE_SECONDS = 0
     SQLALCHEMY_DATABASE_URI = "sqlite://"
 
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
+    HSTS_SECONDS = 365 * 24 * 3600
     SECRET_KEY = ""
     JWT_SECRET_KEY = ""
 
@@ -101,7 +109,14 @@ PROFILES: dict[str, type[Config]] = {
 
 # Environment variables read with a type; anything else that matches a key of the
 # profile is read as a string.
-_INT_KEYS = {"MAX_CONTENT_LENGTH", "ARGON2_TIME_COST", "ARGON2_MEMORY_COST", "ARGON2_PARALLELISM"}
+_INT_KEYS = {
+    "MAX_CONTENT_LENGTH",
+    "ARGON2_TIME_COST",
+    "ARGON2_MEMORY_COST",
+    "ARGON2_PARALLELISM",
+    "REFRESH_REUSE_GRACE_SECONDS",
+    "HSTS_SECONDS",
+}
 _SECONDS_KEYS = {"JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"}
 _JSON_KEYS = {"SQLALCHEMY_ENGINE_OPTIONS", "SERVERS"}
 

@@ -40,10 +40,6 @@ class NotFoundError(DomainError):
     status = 404
 
 
-class UnauthorizedError(DomainError):
-    status = 401
-
-
 class ForbiddenError(DomainError):
     status = 403
 

@@ -42,6 +42,11 @@ def _finish(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+    hsts = current_app.config["HSTS_SECONDS"]
+    if hsts:
+        response.headers.setdefault(
+            "Strict-Transport-Security", f"max-age={hsts}; includeSubDomains"
+        )
     if request.headers.get("Authorization") and request.method == "GET":
         response.headers.setdefault("Cache-Control", "private, no-cache")
     return response

@@ -16,7 +16,7 @@ from apiflask import APIFlask, HTTPError, HTTPTokenAuth
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Response, current_app, g
-from flask_jwt_extended import verify_jwt_in_request
+from flask_jwt_extended import decode_token, verify_jwt_in_request
 from flask_jwt_extended.exceptions import (
     JWTExtendedException,
     NoAuthorizationError,
@@ -27,7 +27,8 @@ from flask_jwt_extended.exceptions import (
 
 from api.errors import problem
 from api.extensions import db, jwt
-from api.models import RevokedToken, User
+from api.models import User
+from api.services import tokens
 
 REALM = "tasks-api"
 
@@ -91,7 +92,7 @@ def _auth_failure(detail: str, *, invalid_token: bool = True) -> HTTPError:
     return HTTPError(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-def _verify(refresh: bool) -> User:
+def _verify(token: str, refresh: bool) -> User:
     """Verify the request's bearer token; raise a 401 HTTPError on any failure."""
     try:
         verify_jwt_in_request(refresh=refresh)
@@ -100,6 +101,8 @@ def _verify(refresh: bool) -> User:
     except pyjwt.ExpiredSignatureError:
         raise _auth_failure("The token has expired.") from None
     except RevokedTokenError:
+        if refresh:
+            _end_family_of_reused_refresh_token(token)
         raise _auth_failure("The token has been revoked.") from None
     except WrongTokenError:
         kind = "a refresh" if refresh else "an access"
@@ -112,12 +115,20 @@ def _verify(refresh: bool) -> User:
     return user
 
 
+def _end_family_of_reused_refresh_token(token: str) -> None:
+    """A rotated refresh token came back: someone holds a copy. End its whole family,
+    so neither the thief nor the owner keeps a session from it."""
+    claims = decode_token(token)  # signature and expiry checked; the blocklist is not
+    tokens.revoke_family(claims)
+    db.session.commit()
+
+
 def _verify_access_token(token: str) -> User:
-    return _verify(refresh=False)
+    return _verify(token, refresh=False)
 
 
 def _verify_refresh_token(token: str) -> User:
-    return _verify(refresh=True)
+    return _verify(token, refresh=True)
 
 
 def _auth_error(error: HTTPError) -> Response:
@@ -159,7 +170,7 @@ def _load_user(jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> User | N
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> bool:
-    return db.session.get(RevokedToken, jwt_data.get("jti", "")) is not None
+    return tokens.is_revoked(jwt_data)
 
 
 def init_app(app: APIFlask) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
@@ -11,10 +10,11 @@ from flask_jwt_extended import create_access_token, create_refresh_token, get_jw
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from api.errors import ConflictError, UnauthorizedError
+from api.errors import ConflictError
 from api.extensions import db
-from api.models import RevokedToken, Role, User
+from api.models import Role, User
 from api.security import hash_password, verify_password
+from api.services import tokens
 
 
 def register_user(username: str, email: str, password: str, role: str = Role.USER.value) -> User:
@@ -44,59 +44,31 @@ def authenticate(login: str, password: str) -> User | None:
 
 
 def issue_tokens(user: User, *, fresh: bool = True, family: str | None = None) -> dict[str, Any]:
-    """A new access + refresh pair. The access token names its refresh token (`rjti`),
-    so logout can revoke both."""
-    refresh_jti = str(uuid.uuid4())
-    family = family or str(uuid.uuid4())
+    """A new access + refresh pair in `family` (a new family: a new login session)."""
+    claims = {"fam": family or str(uuid.uuid4())}
     identity = str(user.id)
-    refresh_token = create_refresh_token(
-        identity, additional_claims={"jti": refresh_jti, "fam": family}
-    )
-    access_token = create_access_token(
-        identity, fresh=fresh, additional_claims={"rjti": refresh_jti, "fam": family}
-    )
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {
-        "access_token": access_token,
-        "refresh_token": refresh_token,
+        "access_token": create_access_token(identity, fresh=fresh, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity, additional_claims=claims),
         "token_type": "Bearer",
         "expires_in": int(lifetime.total_seconds()),
     }
 
 
-def _revoke(jti: str, token_type: str, user_id: int, expires_at: datetime) -> None:
-    if db.session.get(RevokedToken, jti) is None:
-        db.session.add(
-            RevokedToken(jti=jti, token_type=token_type, user_id=user_id, expires_at=expires_at)
-        )
-
-
 def rotate_refresh_token(user: User) -> dict[str, Any]:
-    """Exchange the current refresh token for a new pair; the presented one dies."""
+    """Exchange the current refresh token for a new pair in the same family.
+
+    The presented token is revoked; presenting it again later is treated as theft
+    (see `api.security`) and ends the whole family.
+    """
     claims = get_jwt()
-    _revoke(claims["jti"], "refresh", user.id, datetime.fromtimestamp(claims["exp"], UTC))
-    tokens = issue_tokens(user, fresh=False, family=claims.get("fam"))
-    _commit_revocations()
-    return tokens
+    tokens.revoke(claims["jti"], tokens.Revocation.ROTATED, user.id, tokens.expiry(claims))
+    db.session.commit()
+    return issue_tokens(user, fresh=False, family=claims["fam"])
 
 
-def logout(user: User) -> None:
-    """Revoke the current access token and the refresh token issued with it."""
-    claims = get_jwt()
-    _revoke(claims["jti"], "access", user.id, datetime.fromtimestamp(claims["exp"], UTC))
-    if claims.get("rjti"):
-        refresh_expiry = (
-            datetime.fromtimestamp(claims["iat"], UTC)
-            + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
-        )
-        _revoke(claims["rjti"], "refresh", user.id, refresh_expiry)
-    _commit_revocations()
-
-
-def _commit_revocations() -> None:
-    """Commit; a concurrent request that revoked the same token first wins."""
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise UnauthorizedError("The token has been revoked.") from None
+def logout() -> None:
+    """End this login session: its access and refresh tokens, rotated or not."""
+    tokens.revoke_family(get_jwt())
+    db.session.commit()

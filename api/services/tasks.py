@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, not_, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.exc import StaleDataError
 
 from api.errors import ConflictError, ForbiddenError, NotFoundError
 from api.extensions import db
 from api.models import Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
+from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
 _RANKS: dict[str, ColumnElement[Any]] = {
@@ -60,7 +60,12 @@ def _filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
     if "due_after" in query:
         conditions.append(Task.due_date > query["due_after"])
     if "overdue" in query:
-        overdue = (Task.due_date < _now()) & (Task.status != TaskStatus.COMPLETED.value)
+        # Spelled out for NULLs: a task with no due date is never overdue.
+        overdue = (
+            Task.due_date.is_not(None)
+            & (Task.due_date < _now())
+            & (Task.status != TaskStatus.COMPLETED.value)
+        )
         conditions.append(overdue if query["overdue"] else not_(overdue))
     return conditions
 
@@ -99,24 +104,12 @@ def _tags(names: list[str]) -> list[Tag]:
     """Get or create tags by name, safe against a concurrent insert of the same name."""
     if not names:
         return []
-    dialect = db.session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        db.session.execute(
-            insert(Tag)
-            .values([{"name": name} for name in names])
-            .on_conflict_do_nothing(index_elements=["name"])
-        )
-    else:  # pragma: no cover - other backends: one savepoint per missing tag
-        for name in names:
-            if db.session.scalar(select(Tag).where(Tag.name == name)) is None:
-                with db.session.begin_nested():
-                    db.session.add(Tag(name=name))
+    insert_missing(Tag, [{"name": name} for name in names], "name")
     by_name = {tag.name: tag for tag in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
     return [by_name[name] for name in names]
 
 
-def _apply(task: Task, changes: dict[str, Any]) -> None:
+def _apply(task: Task, changes: dict[str, Any], now: datetime) -> None:
     # One UPDATE per change: no flush half-way (which would bump `version` twice).
     with db.session.no_autoflush:
         for name, value in changes.items():
@@ -126,11 +119,11 @@ def _apply(task: Task, changes: dict[str, Any]) -> None:
                 setattr(task, name, value)
     if "status" in changes:
         if task.status == TaskStatus.COMPLETED.value:
-            task.completed_at = task.completed_at or _now()
+            task.completed_at = task.completed_at or now
         else:
             task.completed_at = None
     # Always touch the row, so a tags-only change still bumps `version`.
-    task.updated_at = _now()
+    task.updated_at = now
 
 
 def _commit() -> None:
@@ -142,8 +135,9 @@ def _commit() -> None:
 
 
 def create_task(user: User, data: dict[str, Any]) -> Task:
-    task = Task(owner_id=user.id)
-    _apply(task, data)
+    now = _now()
+    task = Task(owner_id=user.id, created_at=now)
+    _apply(task, data, now)
     db.session.add(task)
     _commit()
     return task
@@ -151,7 +145,7 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
 
 def update_task(task: Task, changes: dict[str, Any]) -> Task:
     """Change some fields (PATCH, and PUT with a whole task)."""
-    _apply(task, changes)
+    _apply(task, changes, _now())
     _commit()
     return task
 
