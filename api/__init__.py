@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from dotenv import load_dotenv
+from flask_cors import CORS
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api.config import check_secrets, load_settings, sqlite_url
+from api.config import check_secrets, load_settings, sqlite_url, use_redis
 from api.openapi import TasksAPI
 
 __version__ = "1.0.0"
@@ -31,8 +34,10 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 def create_app(test_config: dict[str, Any] | None = None, profile: str | None = None) -> TasksAPI:
     """Build the app from the environment (`APP_ENV` picks the profile) and `test_config`."""
     load_dotenv(override=False)
-    settings = load_settings(profile or (test_config or {}).get("APP_ENV"))
-    settings.update(test_config or {})
+    test_config = test_config or {}
+    settings = load_settings(profile or test_config.get("APP_ENV"))
+    settings.update(test_config)
+    use_redis(settings, explicit={key for key in settings if key in os.environ} | set(test_config))
     check_secrets(settings)
 
     app = TasksAPI(__name__, title="Tasks API", version=__version__, docs_ui="swagger-ui")
@@ -49,18 +54,56 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     # `Meta.unknown` decide instead (ours refuse them: a typo is a 422, not a no-op).
     parser.unknown = None
 
-    from api import cli, errors, http, openapi, routes, security
-    from api.extensions import db, migrate
+    from api import cache, cli, conditional, errors, http, openapi, routes, security
+    from api.extensions import db, limiter, migrate
+
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops:
+        # Only behind real proxies: otherwise a client could pick its own IP (and
+        # rate-limit bucket) with X-Forwarded-For.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, directory=str(_MIGRATIONS))
     security.init_app(app)
     errors.init_app(app)
     http.init_app(app)
+    conditional.init_app(app)
+    limiter.init_app(app)
+    cache.init_app(app)
+    if app.config["CORS_ORIGINS"]:
+        CORS(
+            app,
+            origins=[origin.strip() for origin in app.config["CORS_ORIGINS"].split(",")],
+            expose_headers=EXPOSED_HEADERS,
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+        )
     openapi.init_app(app)
     routes.init_app(app)
     cli.init_app(app)
     return app
+
+
+# Response headers a browser client may read cross-origin.
+EXPOSED_HEADERS = [
+    "ETag",
+    "Link",
+    "Location",
+    "X-Total-Count",
+    "X-Request-ID",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+    "Idempotency-Replayed",
+]
 
 
 _MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

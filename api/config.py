@@ -77,6 +77,40 @@ class Config:
 
     LOG_LEVEL = "INFO"
 
+    # Shared state for many workers: when set, rate-limit counters and the response
+    # cache live in Redis (unless RATELIMIT_STORAGE_URI / CACHE_TYPE say otherwise).
+    REDIS_URL: str | None = None
+
+    # Rate limits (Flask-Limiter's own RATELIMIT_* keys pass through).
+    RATELIMIT_ENABLED = True
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_STRATEGY = "moving-window"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True  # Redis down: limit per process, never 500
+    RATELIMIT_KEY_PREFIX = "tasks-api"
+    RATELIMIT_STORAGE_OPTIONS: ClassVar[dict[str, Any]] = {}
+    RATE_LIMIT_ANONYMOUS = "60 per minute"  # per client IP
+    RATE_LIMIT_FREE = "120 per minute"  # per user, by tier
+    RATE_LIMIT_PRO = "1200 per minute"
+    RATE_LIMIT_LOGIN = "10 per minute"  # failed logins per IP
+    RATE_LIMIT_LOGIN_ACCOUNT = "5 per 15 minutes"  # failed logins per account
+    RATE_LIMIT_REGISTER = "10 per hour"  # per IP
+    RATE_LIMIT_ENUMERATION = "20 per minute"  # 404s on id routes per client
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
+    TRUSTED_PROXY_HOPS = 0
+
+    # Conditional requests and retries
+    REQUIRE_IF_MATCH = False  # True: PUT/PATCH/DELETE without If-Match → 428
+    IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+    # Response cache (Flask-Caching's own CACHE_* keys pass through)
+    CACHE_TYPE = "SimpleCache"
+    CACHE_DEFAULT_TIMEOUT = 60
+    CACHE_KEY_PREFIX = "tasks-api:"
+
+    # CORS: comma-separated allowed origins; empty: no cross-origin access
+    CORS_ORIGINS = ""
+
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
@@ -116,9 +150,12 @@ _INT_KEYS = {
     "ARGON2_PARALLELISM",
     "REFRESH_REUSE_GRACE_SECONDS",
     "HSTS_SECONDS",
+    "TRUSTED_PROXY_HOPS",
+    "IDEMPOTENCY_TTL_SECONDS",
+    "CACHE_DEFAULT_TIMEOUT",
 }
 _SECONDS_KEYS = {"JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"}
-_JSON_KEYS = {"SQLALCHEMY_ENGINE_OPTIONS", "SERVERS"}
+_JSON_KEYS = {"SQLALCHEMY_ENGINE_OPTIONS", "SERVERS", "RATELIMIT_STORAGE_OPTIONS"}
 
 
 def load_settings(profile: str | None = None) -> dict[str, Any]:
@@ -146,6 +183,28 @@ def load_settings(profile: str | None = None) -> dict[str, Any]:
     if os.environ.get("DATABASE_URL"):
         settings["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
     return settings
+
+
+def use_redis(settings: dict[str, Any], explicit: set[str]) -> None:
+    """With REDIS_URL, keep limits and cache in Redis, unless the keys in `explicit`
+    (set in the environment or by the caller) say otherwise."""
+    url = settings.get("REDIS_URL")
+    if not url:
+        return
+    if "RATELIMIT_STORAGE_URI" not in explicit:
+        settings["RATELIMIT_STORAGE_URI"] = url
+        # Fail over to the in-memory fallback fast when Redis does not answer.
+        settings["RATELIMIT_STORAGE_OPTIONS"] = {
+            "socket_connect_timeout": 0.25,
+            "socket_timeout": 0.25,
+            **settings["RATELIMIT_STORAGE_OPTIONS"],
+        }
+    if "CACHE_TYPE" not in explicit:
+        settings["CACHE_TYPE"] = "RedisCache"
+        settings["CACHE_REDIS_URL"] = url
+        settings.setdefault(
+            "CACHE_OPTIONS", {"socket_connect_timeout": 0.25, "socket_timeout": 0.25}
+        )
 
 
 def check_secrets(settings: dict[str, Any]) -> None:

@@ -48,6 +48,14 @@ class ConflictError(DomainError):
     status = 409
 
 
+class PreconditionFailedError(DomainError):
+    status = 412
+
+
+class PreconditionRequiredError(DomainError):
+    status = 428
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -139,6 +147,11 @@ def handle_werkzeug_error(error: HTTPException) -> Response:
         detail = "No resource lives at this URL."
     elif status == 405:
         detail = f"{request.method} is not allowed here; see the Allow header."
+    elif status == 429:
+        detail = (
+            f"Rate limit exceeded ({error.description}); retry after the number of "
+            "seconds in Retry-After."
+        )
     return problem(status, detail, headers=headers)
 
 

@@ -85,32 +85,74 @@ _BODY_ERRORS = {
 }
 
 
+_HEADERS = {
+    "X-Request-ID": ("The client's request id if it sent a sane one, else a generated one.", True),
+    "X-RateLimit-Limit": ("Requests allowed in the current window.", False),
+    "X-RateLimit-Remaining": ("Requests left in the current window.", False),
+    "X-RateLimit-Reset": ("When the window resets (Unix time, seconds).", False),
+    "Retry-After": ("Seconds to wait before retrying.", True),
+}
+_RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+_IF_NONE_MATCH = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "description": "An ETag from an earlier answer: 304 with no body if it still matches.",
+    "schema": {"type": "string"},
+}
+
+
+def _header_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _rate_limited(path: str) -> bool:
+    # Flask-Limiter covers everything under /api/ (see api.limits); probes are exempt.
+    return path.startswith("/api/")
+
+
 def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
     assert isinstance(spec, dict), "SPEC_FORMAT is json: APIFlask passes a dict"
-    components = spec.setdefault("components", {})
-    components.setdefault("headers", {})["X-Request-ID"] = {
-        "description": "The client's request id if it sent a sane one, else a generated one.",
-        "schema": {"type": "string"},
-        "required": True,
-    }
-    for path_item in spec.get("paths", {}).values():
-        for operation in path_item.values():
-            responses = operation["responses"]
-            body = operation.get("requestBody")
-            if body is not None:
-                body["required"] = operation.get("operationId") not in OPTIONAL_BODY_OPERATIONS
-                for status, description in _BODY_ERRORS.items():
-                    responses.setdefault(status, _problem_response(description))
-            responses.setdefault("500", _problem_response("Unexpected server error."))
-            for status, response in responses.items():
-                content = response.get("content", {})
-                if int(status) >= 400 and "application/json" in content:
-                    content[PROBLEM_MIMETYPE] = content.pop("application/json")
-                response.setdefault("headers", {})["X-Request-ID"] = {
-                    "$ref": "#/components/headers/X-Request-ID"
-                }
+    headers = spec.setdefault("components", {}).setdefault("headers", {})
+    for name, (description, required) in _HEADERS.items():
+        kind = "string" if name == "X-Request-ID" else "integer"
+        headers[name] = {"description": description, "required": required, "schema": {"type": kind}}
+    for path, path_item in spec.get("paths", {}).items():
+        for method, operation in path_item.items():
+            _finish_operation(path, method, operation)
     return spec
+
+
+def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+    responses = operation["responses"]
+    body = operation.get("requestBody")
+    if body is not None:
+        body["required"] = operation.get("operationId") not in OPTIONAL_BODY_OPERATIONS
+        for status, description in _BODY_ERRORS.items():
+            responses.setdefault(status, _problem_response(description))
+    if _rate_limited(path):
+        too_many = _problem_response("Rate limit exceeded; wait `Retry-After` seconds.")
+        too_many["headers"] = {"Retry-After": _header_ref("Retry-After")}
+        responses.setdefault("429", too_many)
+    if method == "get" and path.startswith("/api/") and "200" in responses:
+        # api.conditional gives every API GET an ETag and honours If-None-Match.
+        operation["parameters"].append(_IF_NONE_MATCH)
+        responses["200"].setdefault("headers", {}).setdefault(
+            "ETag",
+            {"description": "Send as If-None-Match to revalidate.", "schema": {"type": "string"}},
+        )
+        responses["304"] = {"description": "Not modified: your copy (If-None-Match) is current."}
+    responses.setdefault("500", _problem_response("Unexpected server error."))
+    for status, response in responses.items():
+        content = response.get("content", {})
+        if int(status) >= 400 and "application/json" in content:
+            content[PROBLEM_MIMETYPE] = content.pop("application/json")
+        response_headers = response.setdefault("headers", {})
+        response_headers["X-Request-ID"] = _header_ref("X-Request-ID")
+        if _rate_limited(path):
+            for name in _RATE_LIMIT_HEADERS:
+                response_headers[name] = _header_ref(name)
 
 
 def _sidecar_static() -> Path:

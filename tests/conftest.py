@@ -22,7 +22,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from api import create_app
-from api.extensions import db
+from api.extensions import cache, db, limiter
 from api.models import Role, User
 from api.openapi import TasksAPI
 from api.security import hash_password
@@ -114,6 +114,9 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
         with db.engine.begin() as conn:
             for table in reversed(db.metadata.sorted_tables):
                 conn.execute(table.delete())
+        # Counters and cached answers are per test too.
+        limiter.reset()
+        cache.clear()
 
 
 @pytest.fixture

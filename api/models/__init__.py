@@ -1,12 +1,14 @@
 """SQLAlchemy 2 models. No HTTP imports here."""
 
 from api.models.base import Base, utcnow
+from api.models.idempotency import IdempotencyRecord
 from api.models.task import Tag, Task, TaskPriority, TaskStatus, task_tags
 from api.models.token import RevokedToken
 from api.models.user import Role, Tier, User
 
 __all__ = [
     "Base",
+    "IdempotencyRecord",
     "RevokedToken",
     "Role",
     "Tag",

@@ -9,6 +9,7 @@ from apiflask.schemas import EmptySchema
 from flask import request, url_for
 from marshmallow import ValidationError, missing
 
+from api.limits import limit_login, register_limit
 from api.routes import ViewResult
 from api.security import current_user, refresh_auth, token_auth
 from api.services import auth
@@ -24,6 +25,7 @@ _login_schema = LoginIn()
 
 
 @bp.post("/register")
+@register_limit
 @bp.input(RegisterIn, location="json")
 @bp.output(UserOut, status_code=201, description="The new account.", headers=LocationHeader)
 @bp.doc(operation_id="register", responses={409: "The username or email is taken."})
@@ -46,6 +48,7 @@ def _credentials(body: Any) -> tuple[str, str]:
 
 
 @bp.post("/login")
+@limit_login
 @bp.input(LoginIn, location="json", validation=False, arg_name="body")
 @bp.output(TokenOut, description="An access and a refresh token.")
 @bp.doc(operation_id="login", security=[{"BasicAuth": []}, {}])

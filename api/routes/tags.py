@@ -6,6 +6,7 @@ from typing import Any
 
 from apiflask import APIBlueprint
 
+from api.cache import cached
 from api.security import current_user, token_auth
 from api.services import tasks
 from schemas.tasks import TagList
@@ -15,6 +16,7 @@ bp = APIBlueprint("tags", __name__, tag="Tags", url_prefix="/api/v1/tags")
 
 @bp.get("")
 @bp.auth_required(token_auth)
+@cached
 @bp.output(TagList)
 @bp.doc(operation_id="listTags")
 def list_tags() -> dict[str, Any]:

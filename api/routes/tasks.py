@@ -8,6 +8,11 @@ from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 from flask import url_for
 
+from api.cache import cached
+from api.conditional import ETagHeader, IfMatchHeader, check_if_match, task_etag
+from api.idempotency import IdempotencyKeyHeader, idempotent
+from api.limits import protected
+from api.models import Task
 from api.pagination import ListHeaders, paginated
 from api.routes import ViewResult
 from api.security import current_user, token_auth
@@ -17,74 +22,122 @@ from schemas.tasks import TaskIn, TaskList, TaskOut, TaskPatchIn, TaskQuery, Tas
 
 bp = APIBlueprint("tasks", __name__, tag="Tasks", url_prefix="/api/v1/tasks")
 
-_CHANGED = {409: "The task changed during the request; fetch it and retry."}
+
+class CreatedTaskHeaders(LocationHeader, ETagHeader):
+    pass
+
+
+_STALE = {
+    412: "The task changed since the If-Match ETag was read (or during this request).",
+    428: "This server requires If-Match on changes.",
+}
+_REPLAY = {
+    409: "A request with this Idempotency-Key is still in progress.",
+    422: "Validation failed, or the Idempotency-Key was used with a different request.",
+}
+
+
+def _with_etag(task: Task, status: int = 200, **headers: str) -> ViewResult:
+    return task, status, {"ETag": task_etag(task), **headers}
+
+
+def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any]) -> ViewResult:
+    """Apply `changes` to the caller's task if its If-Match still holds."""
+    task = tasks.get_owned_task(current_user(), task_id)
+    check_if_match(task, preconditions.get("if_match"))
+    return _with_etag(tasks.update_task(task, changes))
 
 
 @bp.get("")
 @bp.auth_required(token_auth)
+@cached
 @bp.input(TaskQuery, location="query")
 @bp.output(TaskList, headers=ListHeaders, description="One page of tasks.")
 @bp.doc(operation_id="listTasks", responses={403: "`owner_id` is for admins."})
-def list_tasks(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+def list_tasks(query_data: dict[str, Any]) -> ViewResult:
     """List tasks, filtered, sorted and paginated."""
     return paginated(tasks.list_tasks(current_user(), query_data))
 
 
 @bp.post("")
 @bp.auth_required(token_auth)
+@bp.input(IdempotencyKeyHeader, location="headers", arg_name="idempotency")
 @bp.input(TaskIn, location="json")
-@bp.output(TaskOut, status_code=201, headers=LocationHeader, description="The new task.")
-@bp.doc(operation_id="createTask")
-def create_task(json_data: dict[str, Any]) -> ViewResult:
-    """Create a task."""
+@idempotent
+@bp.output(TaskOut, status_code=201, headers=CreatedTaskHeaders, description="The new task.")
+@bp.doc(operation_id="createTask", responses=_REPLAY)
+def create_task(json_data: dict[str, Any], idempotency: dict[str, Any]) -> ViewResult:
+    """Create a task.
+
+    Send an `Idempotency-Key` to make retries safe: a retry with the same key and body
+    answers like the first request (with `Idempotency-Replayed: true`) and creates nothing.
+    """
     task = tasks.create_task(current_user(), json_data)
-    return task, 201, {"Location": url_for(".get_task", task_id=task.id)}
+    return _with_etag(task, 201, Location=url_for(".get_task", task_id=task.id))
 
 
 @bp.get("/<int:task_id>")
 @bp.auth_required(token_auth)
-@bp.output(TaskOut)
+@protected
+@cached
+@bp.output(TaskOut, headers=ETagHeader)
 @bp.doc(operation_id="getTask")
 def get_task(task_id: int) -> ViewResult:
     """Get a task."""
-    return tasks.get_owned_task(current_user(), task_id)
+    return _with_etag(tasks.get_owned_task(current_user(), task_id))
 
 
 @bp.put("/<int:task_id>")
 @bp.auth_required(token_auth)
+@protected
+@bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.input(TaskIn, location="json")
-@bp.output(TaskOut)
-@bp.doc(operation_id="replaceTask", responses=_CHANGED)
-def replace_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
+@bp.output(TaskOut, headers=ETagHeader)
+@bp.doc(operation_id="replaceTask", responses=_STALE)
+def replace_task(
+    task_id: int, preconditions: dict[str, Any], json_data: dict[str, Any]
+) -> ViewResult:
     """Replace a task; fields left out take their defaults."""
-    return tasks.update_task(tasks.get_owned_task(current_user(), task_id), json_data)
+    return _changed(task_id, preconditions, json_data)
 
 
 @bp.patch("/<int:task_id>")
 @bp.auth_required(token_auth)
+@protected
+@bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.input(TaskPatchIn, location="json")
-@bp.output(TaskOut)
-@bp.doc(operation_id="updateTask", responses=_CHANGED)
-def update_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
+@bp.output(TaskOut, headers=ETagHeader)
+@bp.doc(operation_id="updateTask", responses=_STALE)
+def update_task(
+    task_id: int, preconditions: dict[str, Any], json_data: dict[str, Any]
+) -> ViewResult:
     """Change some fields of a task."""
-    return tasks.update_task(tasks.get_owned_task(current_user(), task_id), json_data)
+    return _changed(task_id, preconditions, json_data)
 
 
 @bp.put("/<int:task_id>/status")
 @bp.auth_required(token_auth)
+@protected
+@bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.input(TaskStatusIn, location="json")
-@bp.output(TaskOut)
-@bp.doc(operation_id="setTaskStatus", responses=_CHANGED)
-def set_task_status(task_id: int, json_data: dict[str, Any]) -> ViewResult:
+@bp.output(TaskOut, headers=ETagHeader)
+@bp.doc(operation_id="setTaskStatus", responses=_STALE)
+def set_task_status(
+    task_id: int, preconditions: dict[str, Any], json_data: dict[str, Any]
+) -> ViewResult:
     """Move a task to another status (`completed_at` follows)."""
-    return tasks.update_task(tasks.get_owned_task(current_user(), task_id), json_data)
+    return _changed(task_id, preconditions, json_data)
 
 
 @bp.delete("/<int:task_id>")
 @bp.auth_required(token_auth)
+@protected
+@bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.output(EmptySchema, status_code=204, description="Deleted.")
-@bp.doc(operation_id="deleteTask", responses=_CHANGED)
-def delete_task(task_id: int) -> tuple[str, int]:
+@bp.doc(operation_id="deleteTask", responses=_STALE)
+def delete_task(task_id: int, preconditions: dict[str, Any]) -> ViewResult:
     """Delete a task."""
-    tasks.delete_task(tasks.get_owned_task(current_user(), task_id))
+    task = tasks.get_owned_task(current_user(), task_id)
+    check_if_match(task, preconditions.get("if_match"))
+    tasks.delete_task(task)
     return "", 204

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apiflask import APIBlueprint
 
+from api.cache import cached
 from api.routes import ViewResult
 from api.security import current_user, token_auth
 from schemas.users import UserOut
@@ -13,6 +14,7 @@ bp = APIBlueprint("users", __name__, tag="Users", url_prefix="/api/v1/users")
 
 @bp.get("/me")
 @bp.auth_required(token_auth)
+@cached
 @bp.output(UserOut)
 @bp.doc(operation_id="getCurrentUser")
 def get_current_user() -> ViewResult:

@@ -11,26 +11,30 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api.extensions import db
 
 
-def insert_missing(model: Any, rows: Sequence[dict[str, Any]], key: str) -> None:
-    """Insert `rows`, skipping those whose unique `key` exists already.
+def insert_missing(model: Any, rows: Sequence[dict[str, Any]], key: str | tuple[str, ...]) -> int:
+    """Insert `rows`, skipping those whose unique `key` (a column or columns) exists
+    already; return how many were inserted.
 
     Safe against a concurrent insert of the same key: the loser of the race skips the
     row instead of failing the request (`ON CONFLICT DO NOTHING`).
     """
     if not rows:
-        return
+        return 0
+    columns = (key,) if isinstance(key, str) else key
     # One key order for every caller, so two transactions never wait on each other in
     # opposite orders (deadlock).
-    rows = sorted(rows, key=lambda row: row[key])
+    rows = sorted(rows, key=lambda row: tuple(row[column] for column in columns))
     dialect = db.session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        db.session.execute(
-            insert(model).values(list(rows)).on_conflict_do_nothing(index_elements=[key])
-        )
-        return
-    column = getattr(model, key)  # pragma: no cover - other backends: a savepoint per row
+        statement = insert(model).values(list(rows))
+        result = db.session.execute(statement.on_conflict_do_nothing(index_elements=list(columns)))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    inserted = 0  # pragma: no cover - other backends: a savepoint per missing row
     for row in rows:  # pragma: no cover
-        if db.session.scalar(select(column).where(column == row[key])) is None:
+        match = [getattr(model, column) == row[column] for column in columns]
+        if db.session.scalar(select(model).where(*match)) is None:
             with db.session.begin_nested():
                 db.session.add(model(**row))
+            inserted += 1
+    return inserted  # pragma: no cover

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, not_, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.errors import ConflictError, ForbiddenError, NotFoundError
+from api.errors import ForbiddenError, NotFoundError, PreconditionFailedError
 from api.extensions import db
 from api.models import Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
@@ -131,7 +131,9 @@ def _commit() -> None:
         db.session.commit()
     except StaleDataError:
         db.session.rollback()
-        raise ConflictError("The task changed during this request; fetch it and retry.") from None
+        raise PreconditionFailedError(
+            "The task changed during this request; fetch it and retry."
+        ) from None
 
 
 def create_task(user: User, data: dict[str, Any]) -> Task:

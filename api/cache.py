@@ -1,0 +1,103 @@
+"""Per-user response cache for GETs (Flask-Caching), invalidated in O(1).
+
+A cached response is keyed by user, the user's *generation* and the full URL. Every
+committed change to a user's rows (their tasks, their account) bumps that user's
+generation, so all their cached responses become unreachable at once; nothing scans
+keys. Admins, who see everyone's tasks, are never served from the cache. A cache
+outage degrades to uncached reads, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from apiflask import APIFlask
+from flask import Response, current_app, has_app_context, request
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from api.extensions import cache
+from api.models import Task, User
+from api.security import current_user
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+# Headers a cached response keeps (the rest are per request: ids, limits).
+_KEPT_HEADERS = ("Content-Type", "ETag", "Link", "X-Total-Count")
+
+
+def _generation_key(user_id: int) -> str:
+    return f"gen:{user_id}"
+
+
+def _safely(operation: Callable[[], Any]) -> Any:
+    try:
+        return operation()
+    except Exception:  # a cache outage must not fail the request
+        log.warning("response cache unavailable", exc_info=True)
+        return None
+
+
+def invalidate(user_id: int) -> None:
+    """Make every cached response of `user_id` stale (one increment)."""
+    key = _generation_key(user_id)
+    if _safely(lambda: cache.cache.inc(key)) is None:
+        # inc on a missing key may not create it (e.g. NullCache); set explicitly
+        _safely(lambda: cache.set(key, 1, timeout=0))
+
+
+def cached(view: F) -> F:
+    """Serve a GET from the caller's cache, or run it and keep a 200 answer."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        user = current_user()
+        if user.is_admin:
+            return view(*args, **kwargs)
+        generation = _safely(lambda: cache.get(_generation_key(user.id))) or 0
+        key = f"response:{user.id}:{generation}:{request.full_path}"
+        hit = _safely(lambda: cache.get(key))
+        if hit is not None:
+            body, headers = hit
+            return Response(body, status=200, headers={**headers, "X-Cache": "hit"})
+        response = current_app.make_response(view(*args, **kwargs))
+        if response.status_code == 200:
+            kept = {
+                name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers
+            }
+            _safely(lambda: cache.set(key, (response.get_data(), kept)))
+        response.headers["X-Cache"] = "miss"
+        return response
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _collect_owners(session: Session, flush_context: Any, instances: Any) -> None:
+    owners: set[int] = session.info.setdefault("cache_owners", set())
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Task) and obj.owner_id is not None:
+            owners.add(obj.owner_id)
+        elif isinstance(obj, User) and obj.id is not None:
+            owners.add(obj.id)
+
+
+def _invalidate_owners(session: Session) -> None:
+    owners = session.info.pop("cache_owners", set())
+    if owners and has_app_context():
+        for user_id in owners:
+            invalidate(user_id)
+
+
+def _forget_owners(session: Session) -> None:
+    session.info.pop("cache_owners", None)
+
+
+def init_app(app: APIFlask) -> None:
+    cache.init_app(app)
+    if not event.contains(Session, "before_flush", _collect_owners):
+        event.listen(Session, "before_flush", _collect_owners)
+        event.listen(Session, "after_commit", _invalidate_owners)
+        event.listen(Session, "after_rollback", _forget_owners)

@@ -1,0 +1,97 @@
+"""`Idempotency-Key` on POST (IETF httpapi draft semantics, Stripe's practice).
+
+A retry with the same key and body replays the first answer byte for byte, with
+`Idempotency-Replayed: true`; the same key with another body is a 422; a retry while
+the first request still runs is a 409. Keys are per user and kept
+`IDEMPOTENCY_TTL_SECONDS` (24 h). Only successful answers are kept: after an error the
+key is released and a retry runs afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from apiflask import Schema, fields, validators
+from flask import Response, current_app, request
+from marshmallow import EXCLUDE
+
+from api.errors import ConflictError, DomainError
+from api.security import current_user
+from api.services import idempotency
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Headers of the first answer that a replay repeats.
+_REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
+
+
+class IdempotencyKeyHeader(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    idempotency_key = fields.String(
+        data_key="Idempotency-Key",
+        validate=validators.Length(min=1, max=255),
+        metadata={
+            "description": "A unique value (e.g. a UUID) per intended operation. A retry with "
+            "the same key and body replays the first answer; kept 24 h.",
+            "example": "6f1c2f5e-3c4b-4d39-9c53-2f1d7d0f5a11",
+        },
+    )
+
+
+class IdempotencyKeyReusedError(DomainError):
+    status = 422
+
+
+def _fingerprint() -> str:
+    raw = request.get_data()
+    try:  # the same JSON spelled with other spacing or key order is the same request
+        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = raw
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    digest.update(canonical)
+    return digest.hexdigest()
+
+
+def idempotent(view: F) -> F:
+    """Make a POST view honour `Idempotency-Key` (place it above `@output`)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return view(*args, **kwargs)
+        user_id = current_user().id
+        try:
+            replay = idempotency.claim(user_id, key, _fingerprint())
+        except idempotency.KeyReusedError:
+            raise IdempotencyKeyReusedError(
+                "This Idempotency-Key was used with a different request; use a new key."
+            ) from None
+        except idempotency.KeyInFlightError:
+            raise ConflictError(
+                "A request with this Idempotency-Key is still in progress; retry later."
+            ) from None
+        if replay is not None:
+            response = Response(replay.body, status=replay.status_code, headers=replay.headers)
+            response.headers["Idempotency-Replayed"] = "true"
+            return response
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except BaseException:
+            idempotency.release(user_id, key)
+            raise
+        if 200 <= response.status_code < 300:
+            headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+            answer = idempotency.Replay(response.status_code, headers, response.get_data())
+            idempotency.finish(user_id, key, answer)
+        else:
+            idempotency.release(user_id, key)
+        return response
+
+    return wrapper  # type: ignore[return-value]

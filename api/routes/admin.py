@@ -1,0 +1,22 @@
+"""Operations for administrators."""
+
+from __future__ import annotations
+
+from apiflask import APIBlueprint
+from apiflask.schemas import EmptySchema
+
+from api.extensions import cache
+from api.routes import ViewResult
+from api.security import token_auth
+
+bp = APIBlueprint("admin", __name__, tag="Admin", url_prefix="/api/v1/admin")
+
+
+@bp.delete("/cache")
+@bp.auth_required(token_auth, roles=["admin"])
+@bp.output(EmptySchema, status_code=204, description="Cache cleared.")
+@bp.doc(operation_id="clearCache", responses={403: "Admins only."})
+def clear_cache() -> ViewResult:
+    """Clear the response cache for every user."""
+    cache.clear()
+    return "", 204
