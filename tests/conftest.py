@@ -2,7 +2,7 @@
 
 Every test that uses `app` runs on SQLite and, when `TEST_DATABASE_URL` is set, again on
 a real PostgreSQL (in a database created for this run and dropped after it).
-`REQUIRE_TEST_TIERS=postgresql` (set by `.ci/run`) makes a missing tier an error
+`REQUIRE_TEST_TIERS=postgresql,redis` (set by `.ci/run`) makes a missing tier an error
 instead of a skip.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -79,6 +80,27 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session."""
     with fresh_postgres_database(postgres_server) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """`TEST_REDIS_URL` (use a spare db number, e.g. /15), checked to answer; skips (or
+    fails in CI) otherwise. Tests must only flush the keys they created."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        tier_missing("redis", "TEST_REDIS_URL is not set")
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        tier_missing("redis", f"cannot reach Redis: {error}")
+    finally:
+        client.close()
+    return url
+
+
+# A Redis URL where nothing listens: Redis "down" without stopping the shared server.
+UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
 
 
 def make_app(database_url: str, **config: Any) -> TasksAPI:
