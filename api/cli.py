@@ -13,7 +13,7 @@ from sqlalchemy import select
 from api.errors import ConflictError
 from api.extensions import db
 from api.models import Role, Task, User
-from api.services import auth, tasks
+from api.services import auth, idempotency, tasks, tokens
 from schemas.auth import RegisterIn
 
 DEMO_USER = {"username": "demo", "email": "demo@example.com", "password": "demo-password"}
@@ -46,6 +46,13 @@ def init_app(app: APIFlask) -> None:
         """Create an administrator account."""
         user = _register(username, email, password, Role.ADMIN.value)
         click.echo(f"created admin {user.username} (id {user.id})")
+
+    @app.cli.command("purge-expired")
+    def purge_expired() -> None:
+        """Delete expired idempotency records and revocations (run it daily, e.g. cron)."""
+        records = idempotency.purge_expired()
+        revocations = tokens.purge_expired()
+        click.echo(f"purged {records} idempotency records, {revocations} revocations")
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from api.extensions import db
 from api.models import RevokedToken
@@ -41,6 +41,15 @@ def revoke_family(claims: dict[str, Any]) -> None:
         datetime.fromtimestamp(claims["iat"], UTC) + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
     )
     revoke(claims["fam"], Revocation.FAMILY, int(claims["sub"]), family_expiry)
+
+
+def purge_expired() -> int:
+    """Forget revocations of tokens that have expired anyway; returns how many."""
+    result = db.session.execute(
+        delete(RevokedToken).where(RevokedToken.expires_at <= datetime.now(UTC))
+    )
+    db.session.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def is_revoked(claims: dict[str, Any]) -> bool:
