@@ -43,14 +43,6 @@ each field in `errors`.
 `{"data": [...], "pagination": {...}}` with `Link` and `X-Total-Count` headers.
 """
 
-TAGS = [
-    {"name": "Auth", "description": "Register, log in, refresh and log out."},
-    {"name": "Users", "description": "Your own account."},
-    {"name": "Tasks", "description": "Your tasks (admins see everyone's)."},
-    {"name": "Tags", "description": "The tags on your tasks."},
-    {"name": "Health", "description": "Liveness and readiness probes for orchestrators."},
-]
-
 
 class TasksAPI(APIFlask):
     """APIFlask, emitting each schema as one component however it is used.
@@ -184,7 +176,6 @@ def init_app(app: APIFlask) -> None:
     base = "/docs/assets"
     app.config.update(
         DESCRIPTION=DESCRIPTION,
-        TAGS=TAGS,
         SECURITY_SCHEMES={
             "BasicAuth": {
                 "type": "http",

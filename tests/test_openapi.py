@@ -71,6 +71,13 @@ def test_operation_ids_are_explicit_unique_camel_case(spec: dict[str, Any]) -> N
     assert {"deleteTask", "login", "register", "refreshToken", "logout"} <= set(ids)
 
 
+def test_every_operation_is_under_a_described_tag(spec: dict[str, Any]) -> None:
+    described = {tag["name"] for tag in spec["tags"] if tag.get("description")}
+    for _, _, operation in operations(spec):
+        assert len(operation.get("tags", [])) == 1, operation["operationId"]
+        assert operation["tags"][0] in described, operation["operationId"]
+
+
 def test_no_component_is_emitted_twice(spec: dict[str, Any]) -> None:
     names = list(spec["components"]["schemas"])
     assert [name for name in names if name[-1].isdigit()] == []

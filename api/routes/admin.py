@@ -9,7 +9,12 @@ from api.extensions import cache
 from api.routes import ViewResult
 from api.security import token_auth
 
-bp = APIBlueprint("admin", __name__, tag="Admin", url_prefix="/api/v1/admin")
+bp = APIBlueprint(
+    "admin",
+    __name__,
+    tag={"name": "Admin", "description": "Operations for administrators."},
+    url_prefix="/api/v1/admin",
+)
 
 
 @bp.delete("/cache")
