@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test lint fmt typecheck openapi openapi-check spec-validate migrate check lock bench clean
+.PHONY: help install run serve test lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,8 +31,8 @@ run: migrate  ## Migrate, seed demo data, serve on 127.0.0.1:5000 with /docs
 	@echo "Tasks API on http://$(HOST):$(PORT)  -  docs: http://$(HOST):$(PORT)/docs"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-serve: migrate  ## Serve with gunicorn (production server)
-	$(BIN)/gunicorn --bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2} wsgi:app
+serve: migrate  ## Serve with gunicorn (gunicorn.conf.py; WEB_CONCURRENCY workers)
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install  ## Run the whole test suite with coverage
 	$(BIN)/pytest --cov --cov-report=term
@@ -57,7 +57,10 @@ openapi-check: install  ## Fail if openapi/openapi.json is stale
 spec-validate: install  ## Validate openapi/openapi.json (openapi-spec-validator)
 	$(BIN)/openapi-spec-validator openapi/openapi.json
 
-check: lint typecheck openapi-check spec-validate  ## Every gate but the tests
+security: install  ## bandit over the code (findings justified inline with nosec)
+	$(BIN)/bandit -q -r api schemas wsgi.py gunicorn.conf.py
+
+check: lint typecheck security openapi-check spec-validate  ## Every gate but the tests
 
 lock: install  ## Re-pin every dependency into requirements/lock.txt
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tasks-api > requirements/lock.txt

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -45,8 +44,13 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = sqlite_url(app.instance_path)
-    logging.basicConfig(level=app.config["LOG_LEVEL"])
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        # A database that does not answer fails requests (and /health/ready) in
+        # seconds instead of hanging them.
+        options = app.config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        )
+        options.setdefault("connect_args", {}).setdefault("connect_timeout", 3)
 
     from apiflask.schema_adapters.marshmallow import parser
 
@@ -54,7 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     # `Meta.unknown` decide instead (ours refuse them: a typo is a 422, not a no-op).
     parser.unknown = None
 
-    from api import cache, cli, conditional, errors, http, openapi, routes, security
+    from api import cache, cli, conditional, errors, http, observability, openapi, routes, security
     from api.extensions import db, limiter, migrate
 
     hops = app.config["TRUSTED_PROXY_HOPS"]
@@ -63,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         # rate-limit bucket) with X-Forwarded-For.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
+    observability.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, directory=str(_MIGRATIONS))
     security.init_app(app)

@@ -16,7 +16,8 @@ from api.models import Role, Task, User
 from api.services import auth, idempotency, tasks, tokens
 from schemas.auth import RegisterIn
 
-DEMO_USER = {"username": "demo", "email": "demo@example.com", "password": "demo-password"}
+# The demo account `make run` seeds for local exploration; printed, not secret.
+DEMO_USER = {"username": "demo", "email": "demo@example.com", "password": "demo-password"}  # nosec B105
 DEMO_TASKS: list[dict[str, Any]] = [
     {"title": "Read the API docs at /docs", "priority": "high", "tags": ["onboarding"]},
     {"title": "Create your first task", "status": "completed", "tags": ["onboarding"]},

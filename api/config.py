@@ -46,8 +46,8 @@ class Config:
     TESTING = False
 
     # Development only: production refuses these (see check_secrets).
-    SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105
-    JWT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105
+    SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105  # nosec B105 - refused in production
+    JWT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105  # nosec B105 - refused in production
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=14)
     JWT_ALGORITHM = "HS256"
@@ -76,6 +76,11 @@ class Config:
     DOCS_UI = "swagger-ui"
 
     LOG_LEVEL = "INFO"
+    LOG_FORMAT = "json"  # one JSON object per line; "text" for people
+
+    # Prometheus metrics at /metrics (off by default; METRICS_TOKEN guards it when set)
+    METRICS_ENABLED = False
+    METRICS_TOKEN = ""  # nosec B105 - empty: no token configured
 
     # Shared state for many workers: when set, rate-limit counters and the response
     # cache live in Redis (unless RATELIMIT_STORAGE_URI / CACHE_TYPE say otherwise).
@@ -114,10 +119,12 @@ class Config:
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
+    LOG_FORMAT = "text"
 
 
 class TestingConfig(Config):
     ENV_NAME = "testing"
+    LOG_FORMAT = "text"
     TESTING = True
     SECRET_KEY = "testing-secret-key-" + "x" * 32
     JWT_SECRET_KEY = "testing-jwt-secret-key-" + "x" * 32
@@ -131,8 +138,9 @@ class TestingConfig(Config):
 class ProductionConfig(Config):
     ENV_NAME = "production"
     HSTS_SECONDS = 365 * 24 * 3600
-    SECRET_KEY = ""
-    JWT_SECRET_KEY = ""
+    # Empty: production must get them from the environment (check_secrets refuses "").
+    SECRET_KEY = ""  # nosec B105
+    JWT_SECRET_KEY = ""  # nosec B105
 
 
 PROFILES: dict[str, type[Config]] = {

@@ -105,7 +105,8 @@ def _rate_limited(path: str) -> bool:
 
 def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
-    assert isinstance(spec, dict), "SPEC_FORMAT is json: APIFlask passes a dict"
+    if not isinstance(spec, dict):
+        raise TypeError("SPEC_FORMAT must be json: finish_spec edits a dict")
     headers = spec.setdefault("components", {}).setdefault("headers", {})
     for name, (description, required) in _HEADERS.items():
         kind = "string" if name == "X-Request-ID" else "integer"

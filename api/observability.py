@@ -1,0 +1,133 @@
+"""Logs and metrics: one JSON line per request, Prometheus metrics at /metrics.
+
+Every log record carries the request id (when there is one). `LOG_FORMAT=json` (the
+default outside development) writes one JSON object per line; `text` is for people.
+Metrics are off unless `METRICS_ENABLED`; when on they need `METRICS_TOKEN` as a bearer
+token if one is set. Under gunicorn with `PROMETHEUS_MULTIPROC_DIR` set, every worker
+writes its samples there and /metrics adds them up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+import time
+
+from apiflask import APIFlask
+from flask import Blueprint, Response, current_app, g, has_request_context, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from pythonjsonlogger.json import JsonFormatter
+
+from api.errors import problem
+
+access_log = logging.getLogger("api.access")
+_HANDLER_NAME = "tasks-api"
+
+REQUESTS = Counter(
+    "tasks_api_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "tasks_api_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+
+class RequestContextFilter(logging.Filter):
+    """Add the request id to every record logged while a request is served."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id") if has_request_context() else None
+        return True
+
+
+def configure_logging(app: APIFlask) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if app.config["LOG_FORMAT"] == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s [%(name)s] [%(request_id)s] %(message)s")
+        )
+    handler.addFilter(RequestContextFilter())
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    # Replace ours, keep others' (pytest's): create_app may run many times in a process.
+    root.handlers = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
+    root.setLevel(app.config["LOG_LEVEL"])
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _start_timer() -> None:
+    g.started_at = time.perf_counter()
+
+
+def _route() -> str:
+    # The URL rule, not the path: /api/v1/tasks/<int:task_id>, so ids do not explode
+    # the metrics' cardinality. Unmatched URLs are grouped.
+    return request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+
+
+def _record(response: Response) -> Response:
+    elapsed = time.perf_counter() - g.get("started_at", time.perf_counter())
+    route = _route()
+    user = g.get("flask_httpauth_user")
+    access_log.info(
+        "request",
+        extra={
+            "method": request.method,
+            "route": route,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(elapsed * 1000, 2),
+            "user_id": getattr(user, "id", None),
+            "client_ip": request.remote_addr,
+        },
+    )
+    if current_app.config["METRICS_ENABLED"]:
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(request.method, route).observe(elapsed)
+    return response
+
+
+metrics_bp = Blueprint("metrics", __name__)
+
+
+@metrics_bp.get("/metrics")
+def metrics() -> Response:
+    token = current_app.config["METRICS_TOKEN"]
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not secrets.compare_digest(sent.encode(), token.encode()):
+            return problem(401, "Metrics need the METRICS_TOKEN as a bearer token.")
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        data = generate_latest(registry)
+    else:
+        data = generate_latest()
+    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: APIFlask) -> None:
+    configure_logging(app)
+    app.before_request(_start_timer)
+    app.after_request(_record)
+    if app.config["METRICS_ENABLED"]:
+        app.register_blueprint(metrics_bp)
