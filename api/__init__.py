@@ -58,8 +58,19 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     # `Meta.unknown` decide instead (ours refuse them: a typo is a 422, not a no-op).
     parser.unknown = None
 
-    from api import cache, cli, conditional, errors, http, observability, openapi, routes, security
-    from api.extensions import db, limiter, migrate
+    from api import (
+        cache,
+        cli,
+        conditional,
+        errors,
+        http,
+        limits,
+        observability,
+        openapi,
+        routes,
+        security,
+    )
+    from api.extensions import db, migrate
 
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
@@ -74,7 +85,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     errors.init_app(app)
     http.init_app(app)
     conditional.init_app(app)
-    limiter.init_app(app)
+    limits.init_app(app)
     cache.init_app(app)
     if app.config["CORS_ORIGINS"]:
         CORS(

@@ -1,7 +1,7 @@
 """Per-user response cache for GETs (Flask-Caching), invalidated in O(1).
 
 A cached response is keyed by user, the user's *generation* and the full URL. Every
-committed change to a user's rows (their tasks, their account) bumps that user's
+committed change to a user's rows (their tasks, their account) gives that user a new
 generation, so all their cached responses become unreachable at once; nothing scans
 keys. Admins, who see everyone's tasks, are never served from the cache. A cache
 outage degrades to uncached reads, never an error.
@@ -10,6 +10,7 @@ outage degrades to uncached reads, never an error.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -41,12 +42,17 @@ def _safely(operation: Callable[[], Any]) -> Any:
         return None
 
 
+def _new_generation(user_id: int) -> str:
+    # A random value, never a counter: if the generation key is evicted or expires, a
+    # counter would start again and bring old entries back to life.
+    generation = uuid.uuid4().hex
+    _safely(lambda: cache.set(_generation_key(user_id), generation, timeout=0))
+    return generation
+
+
 def invalidate(user_id: int) -> None:
-    """Make every cached response of `user_id` stale (one increment)."""
-    key = _generation_key(user_id)
-    if _safely(lambda: cache.cache.inc(key)) is None:
-        # inc on a missing key may not create it (e.g. NullCache); set explicitly
-        _safely(lambda: cache.set(key, 1, timeout=0))
+    """Make every cached response of `user_id` unreachable (one write)."""
+    _new_generation(user_id)
 
 
 def cached(view: F) -> F:
@@ -57,7 +63,9 @@ def cached(view: F) -> F:
         user = current_user()
         if user.is_admin:
             return view(*args, **kwargs)
-        generation = _safely(lambda: cache.get(_generation_key(user.id))) or 0
+        generation = _safely(lambda: cache.get(_generation_key(user.id)))
+        if generation is None:
+            generation = _new_generation(user.id)
         key = f"response:{user.id}:{generation}:{request.full_path}"
         hit = _safely(lambda: cache.get(key))
         if hit is not None:

@@ -29,4 +29,6 @@ def _default_limit() -> str:
     return default_limit()
 
 
-limiter = Limiter(key_func=_rate_limit_key, default_limits=[_default_limit])
+# Application limits: one budget per client across every route (default limits would
+# give each route its own budget).
+limiter = Limiter(key_func=_rate_limit_key, application_limits=[_default_limit])

@@ -39,6 +39,10 @@ def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
     if response.status_code in (204, 304):
         response.headers.pop("Content-Type", None)
+    if response.status_code != 429:
+        # Flask-Limiter sends Retry-After on every limited answer; it only means
+        # something on a 429.
+        response.headers.pop("Retry-After", None)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")

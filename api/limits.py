@@ -1,7 +1,8 @@
 """Rate limits (Flask-Limiter): per user when authenticated, per IP otherwise, by tier.
 
-- Every /api/ operation has the caller's default limit: `RATE_LIMIT_ANONYMOUS` per IP,
-  or `RATE_LIMIT_FREE` / `RATE_LIMIT_PRO` per user, by the user's current tier.
+- Every /api/ request counts against one budget per client (an application limit):
+  `RATE_LIMIT_ANONYMOUS` per IP, or `RATE_LIMIT_FREE` / `RATE_LIMIT_PRO` per user, by
+  the user's current tier.
 - `login` counts failed attempts per IP and per account; `register` is limited per IP.
 - `protected` is the enumeration guard: on routes that take an id, a client that
   collects `RATE_LIMIT_ENUMERATION` 404s gets 429 on all of them for the rest of the
@@ -15,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from apiflask import APIFlask
 from flask import Response, current_app, g, request
 from flask_jwt_extended import decode_token
+from sqlalchemy import or_, select
 
 from api.extensions import db, limiter
 from api.models import User
@@ -65,13 +68,18 @@ def default_limit() -> str:
 
 
 def _login_account() -> str:
-    """The account a login attempt names (JSON `login` or the Basic username)."""
+    """The account a login attempt names (JSON `login` or the Basic username): one
+    bucket per account, whether it is named by username or by email."""
     if request.authorization is not None and request.authorization.username:
         name: Any = request.authorization.username
     else:
         body = request.get_json(silent=True)
         name = body.get("login") if isinstance(body, dict) else None
-    return f"account:{str(name or '').strip().lower()[:254]}"
+    login = str(name or "").strip().lower()[:254]
+    user_id = db.session.scalar(
+        select(User.id).where(or_(User.username == login, User.email == login))
+    )
+    return f"account:{user_id}" if user_id is not None else f"login:{login}"
 
 
 def _failed(response: Response) -> bool:
@@ -115,3 +123,33 @@ def limit_login(view: F) -> F:
 def _outside_the_api() -> bool:
     """Probes, docs and the spec are never limited."""
     return not request.path.startswith("/api/")
+
+
+def _remember_budget() -> None:
+    # Runs right after Flask-Limiter checked the application limit: that is the budget.
+    g.rate_limit_budget = limiter.current_limit
+
+
+def _budget_headers(response: Response) -> Response:
+    """X-RateLimit-* describe the client's budget, not the enumeration guard.
+
+    Flask-Limiter reports the limit it evaluated last: on an id route that is the guard
+    (a shared limit that only counts 404s), which says nothing about the budget. Routes
+    with limits of their own (login, register) keep theirs, and a 429 keeps the headers
+    of the limit that was exceeded.
+    """
+    budget = g.get("rate_limit_budget")
+    shown = limiter.current_limit
+    if budget is not None and response.status_code != 429 and (shown is None or shown.shared):
+        response.headers["X-RateLimit-Limit"] = str(budget.limit.amount)
+        response.headers["X-RateLimit-Remaining"] = str(budget.remaining)
+        response.headers["X-RateLimit-Reset"] = str(int(budget.reset_at))
+    return response
+
+
+def init_app(app: APIFlask) -> None:
+    # Flask runs after_request hooks in reverse: registered first, this one runs after
+    # Flask-Limiter's own header injection; the before_request hook runs after its check.
+    app.after_request(_budget_headers)
+    limiter.init_app(app)
+    app.before_request(_remember_budget)

@@ -27,8 +27,14 @@ def insert_missing(model: Any, rows: Sequence[dict[str, Any]], key: str | tuple[
     dialect = db.session.get_bind().dialect.name
     if dialect in ("postgresql", "sqlite"):
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(model).values(list(rows))
-        result = db.session.execute(statement.on_conflict_do_nothing(index_elements=list(columns)))
+        statement = (
+            insert(model)
+            .values(list(rows))
+            .on_conflict_do_nothing(index_elements=list(columns))
+            # psycopg reports -1 for an INSERT unless SQLAlchemy is asked to keep the count
+            .execution_options(preserve_rowcount=True)
+        )
+        result = db.session.execute(statement)
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
     inserted = 0  # pragma: no cover - other backends: a savepoint per missing row
     for row in rows:  # pragma: no cover
