@@ -115,7 +115,11 @@ def metrics() -> Response:
     if token:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         if not secrets.compare_digest(sent.encode(), token.encode()):
-            return problem(401, "Metrics need the METRICS_TOKEN as a bearer token.")
+            return problem(
+                401,
+                "Metrics need the METRICS_TOKEN as a bearer token.",
+                headers={"WWW-Authenticate": 'Bearer realm="tasks-api-metrics"'},
+            )
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

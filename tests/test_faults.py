@@ -1,0 +1,234 @@
+"""Degradation under real faults: Redis killed and restarted, PostgreSQL restarted, a
+transaction failing half-way.
+
+The Redis and PostgreSQL servers here are private ones the tests start on free ports
+(and always stop): the shared servers other test runs use are never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.test import TestResponse
+
+from api.extensions import db
+from api.models import Tag, Task, task_tags
+from api.openapi import TasksAPI
+from api.services import tasks as task_service
+from tests.conftest import bearer, login, tier_missing
+from tests.support.apps import (
+    add_user,
+    app_with_schema,
+    dispose,
+    isolated_process_state,
+    sqlite_url,
+)
+from tests.support.processes import (
+    RedisServer,
+    postgres_bindir,
+    postgres_cluster,
+    redis_server,
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated() -> Iterator[None]:
+    with isolated_process_state():
+        yield
+
+
+@pytest.fixture
+def redis_executable() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        tier_missing("redis", "redis-server is not installed")
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def postgres_binaries() -> Path:
+    bindir = postgres_bindir()
+    if bindir is None:
+        tier_missing("postgresql", "no /usr/lib/postgresql/<version>/bin with initdb and pg_ctl")
+    assert bindir is not None
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            tier_missing("postgresql", "no `postgres` user to run initdb as (root cannot)")
+        if shutil.which("runuser") is None:
+            tier_missing("postgresql", "runuser is not installed")
+    return bindir
+
+
+def titles(response: TestResponse) -> list[str]:
+    return [task["title"] for task in response.get_json()["data"]]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path, redis_executable: str) -> Iterator[RedisServer]:
+    with redis_server(redis_executable, tmp_path / "redis.log") as server:
+        yield server
+
+
+@pytest.fixture
+def redis_app(tmp_path: Path, private_redis: RedisServer) -> Iterator[TasksAPI]:
+    """An app whose limits and cache live in the private Redis; the user `alice`."""
+    application = app_with_schema(
+        sqlite_url(tmp_path), REDIS_URL=private_redis.url, RATE_LIMIT_ANONYMOUS="3 per minute"
+    )
+    add_user(application, "alice")
+    yield application
+    dispose(application)
+
+
+class RecordingClient:
+    """A test client that keeps every response, to check afterwards that none was a 5xx."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.responses: list[TestResponse] = []
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        response = self.client.open(path, method=method, **kwargs)
+        self.responses.append(response)
+        return response
+
+
+def test_redis_crash_keeps_the_api_working(redis_app: TasksAPI, private_redis: RedisServer) -> None:
+    call = RecordingClient(redis_app.test_client())
+    alice = bearer(login(call.client, "alice")["access_token"])
+    leaving = bearer(login(call.client, "alice")["access_token"])
+    before = call("POST", "/api/v1/tasks", json={"title": "Before"}, headers=alice)
+    warm = [call("GET", "/api/v1/tasks", headers=alice) for _ in range(2)]
+    with private_redis.client() as direct:
+        stored = [key.decode() for key in direct.keys("*")]
+    assert before.status_code == 201
+    assert [reply.headers["X-Cache"] for reply in warm] == ["miss", "hit"]
+    assert any("response:" in key for key in stored), stored  # the cache is in Redis
+    assert any("LIMITER" in key for key in stored), stored  # so are the counters
+
+    private_redis.kill()
+
+    # Reads work, uncached, and see every write.
+    reads = [call("GET", "/api/v1/tasks", headers=alice) for _ in range(2)]
+    during = call("POST", "/api/v1/tasks", json={"title": "During"}, headers=alice)
+    listed = call("GET", "/api/v1/tasks?sort=id", headers=alice)
+    assert [reply.status_code for reply in reads] == [200, 200]
+    assert [reply.headers["X-Cache"] for reply in reads] == ["miss", "miss"]
+    assert titles(reads[-1]) == ["Before"]
+    assert during.status_code == 201
+    assert titles(listed) == ["Before", "During"]
+
+    # Revocation holds.
+    assert call("POST", "/api/v1/auth/logout", headers=leaving).status_code == 204
+    assert call("GET", "/api/v1/users/me", headers=leaving).status_code == 401
+
+    # Limits hold in this process (in-memory fallback): never unlimited.
+    anonymous = [call("GET", "/api/v1/tasks") for _ in range(4)]
+    assert [reply.status_code for reply in anonymous] == [401, 401, 401, 429]
+    assert anonymous[-1].mimetype == "application/problem+json"
+    assert int(anonymous[-1].headers["Retry-After"]) > 0
+
+    assert [r.request.path for r in call.responses if r.status_code >= 500] == []
+
+
+def test_redis_down_is_not_ready_until_it_is_back(
+    redis_app: TasksAPI, private_redis: RedisServer
+) -> None:
+    client = redis_app.test_client()
+    assert client.get("/health/ready").status_code == 200
+
+    private_redis.kill()
+    down = client.get("/health/ready")
+    private_redis.start()  # same port
+    back = client.get("/health/ready")
+
+    assert down.status_code == 503
+    assert down.mimetype == "application/problem+json"
+    checks = down.get_json()["checks"]
+    assert checks["redis"]["status"] == "fail"
+    assert checks["database"] == {"status": "ok"}
+    assert "redis" in down.get_json()["detail"]
+    assert back.status_code == 200
+    assert back.get_json()["checks"] == {"database": {"status": "ok"}, "redis": {"status": "ok"}}
+
+
+def test_postgresql_restart_next_request_succeeds(postgres_binaries: Path) -> None:
+    with postgres_cluster(postgres_binaries) as cluster:
+        application = app_with_schema(cluster.url)
+        try:
+            add_user(application, "alice")
+            client = application.test_client()
+            alice = bearer(login(client, "alice")["access_token"])
+            created = client.post("/api/v1/tasks", json={"title": "Before"}, headers=alice)
+            assert created.status_code == 201
+            task_id = created.get_json()["id"]
+
+            cluster.restart()
+
+            # Every pooled connection died with the server; the next request still works.
+            again = client.get(f"/api/v1/tasks/{task_id}", headers=alice)
+            assert again.status_code == 200, again.get_json()
+            assert again.get_json()["title"] == "Before"
+            after = client.post("/api/v1/tasks", json={"title": "After"}, headers=alice)
+            assert after.status_code == 201, after.get_json()
+            assert client.get("/health/ready").status_code == 200
+        finally:
+            dispose(application)
+
+
+def count_rows(app: TasksAPI) -> dict[str, int]:
+    with app.app_context():
+        return {
+            "tasks": db.session.scalar(select(func.count()).select_from(Task)) or 0,
+            "tags": db.session.scalar(select(func.count()).select_from(Tag)) or 0,
+            "task_tags": db.session.scalar(select(func.count()).select_from(task_tags)) or 0,
+        }
+
+
+def test_a_transaction_failing_midway_leaves_nothing_behind(
+    app: TasksAPI,
+    client: FlaskClient,
+    auth: Callable[..., dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    headers = auth("alice")
+    body = {"title": "Doomed", "tags": ["alpha", "beta"]}
+    inside: list[tuple[int, int]] = []
+
+    def flush_then_fail() -> None:
+        # The task row, its new tags and their links exist in the transaction now.
+        db.session.flush()
+        inside.append(
+            (
+                db.session.scalar(select(func.count()).select_from(Task)) or 0,
+                db.session.scalar(select(func.count()).select_from(Tag)) or 0,
+            )
+        )
+        raise RuntimeError("injected failure after the flush")
+
+    monkeypatch.setattr(task_service, "_commit", flush_then_fail)
+    failed = client.post("/api/v1/tasks", json=body, headers=headers)
+
+    assert inside == [(1, 2)]
+    assert failed.status_code == 500
+    assert failed.mimetype == "application/problem+json"
+    assert failed.get_json()["request_id"] == failed.headers["X-Request-ID"]
+    assert "injected" not in failed.get_data(as_text=True)
+    assert count_rows(app) == {"tasks": 0, "tags": 0, "task_tags": 0}
+
+    monkeypatch.undo()
+    created = client.post("/api/v1/tasks", json=body, headers=headers)
+    assert created.status_code == 201
+    assert created.get_json()["tags"] == ["alpha", "beta"]
+    assert count_rows(app) == {"tasks": 1, "tags": 2, "task_tags": 2}
