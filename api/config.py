@@ -46,8 +46,8 @@ class Config:
     TESTING = False
 
     # Development only: production refuses these (see check_secrets).
-    SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105  # nosec B105 - refused in production
-    JWT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105  # nosec B105 - refused in production
+    SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105  # nosec B105
+    JWT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105  # nosec B105
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
     JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=14)
     JWT_ALGORITHM = "HS256"
@@ -80,7 +80,8 @@ class Config:
 
     # Prometheus metrics at /metrics (off by default; METRICS_TOKEN guards it when set)
     METRICS_ENABLED = False
-    METRICS_TOKEN = ""  # nosec B105 - empty: no token configured
+    # Empty: no token configured.
+    METRICS_TOKEN = ""  # nosec B105
 
     # Shared state for many workers: when set, rate-limit counters and the response
     # cache live in Redis (unless RATELIMIT_STORAGE_URI / CACHE_TYPE say otherwise).

@@ -51,7 +51,8 @@ def issue_tokens(user: User, *, fresh: bool = True, family: str | None = None) -
     return {
         "access_token": create_access_token(identity, fresh=fresh, additional_claims=claims),
         "refresh_token": create_refresh_token(identity, additional_claims=claims),
-        "token_type": "Bearer",  # nosec B105 - the OAuth token type, not a secret
+        # The OAuth 2 token type, not a secret.
+        "token_type": "Bearer",  # nosec B105
         "expires_in": int(lifetime.total_seconds()),
     }
 
