@@ -50,10 +50,12 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     parser.unknown = None
 
     from api import cli, errors, http, openapi, routes, security
-    from api.extensions import db, migrate
+    from api.extensions import db, init_redis, mail, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, directory=str(_MIGRATIONS))
+    mail.init_app(app)
+    init_redis(app)
     security.init_app(app)
     errors.init_app(app)
     http.init_app(app)

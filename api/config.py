@@ -60,6 +60,32 @@ class Config:
 
     # A refresh token rotated this recently is still accepted (two tabs refreshing).
     REFRESH_REUSE_GRACE_SECONDS = 10
+
+    # Redis (optional). When set, revocations are written to it as well as to the database,
+    # and checked there: one round trip per request, shared by every worker.
+    REDIS_URL: str | None = None
+    # Seconds; an unresponsive Redis costs at most this before the database answers instead.
+    REDIS_SOCKET_TIMEOUT = 0.5
+    # Every key this service writes starts with it (other services may share the Redis).
+    REDIS_KEY_PREFIX = "tasks-api:"
+    # How often Redis's copy of the blocklist is caught up from the database, which heals
+    # revocations whose Redis write failed while Redis was unreachable.
+    REVOCATION_SYNC_SECONDS = 60
+
+    # Password reset tokens are single use and live this long.
+    PASSWORD_RESET_TTL_SECONDS = 15 * 60
+
+    # Email (Flask-Mailman). `console` prints messages to standard output; set
+    # MAIL_BACKEND=smtp and MAIL_SERVER... to deliver them.
+    MAIL_BACKEND = "console"
+    MAIL_SERVER = "localhost"
+    MAIL_PORT = 25
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_TIMEOUT = 10
+    MAIL_DEFAULT_SENDER = "Tasks API <no-reply@localhost>"
     # Strict-Transport-Security max-age; 0 sends no header (production sets a year).
     HSTS_SECONDS = 0
 
@@ -92,6 +118,7 @@ class TestingConfig(Config):
     # Reuse detection is immediate in tests; the grace window is tested on its own.
     REFRESH_REUSE_GRACE_SECONDS = 0
     SQLALCHEMY_DATABASE_URI = "sqlite://"
+    MAIL_BACKEND = "locmem"  # messages land in `app.extensions["mailman"].outbox`
 
 
 class ProductionConfig(Config):
@@ -116,7 +143,12 @@ _INT_KEYS = {
     "ARGON2_PARALLELISM",
     "REFRESH_REUSE_GRACE_SECONDS",
     "HSTS_SECONDS",
+    "REVOCATION_SYNC_SECONDS",
+    "PASSWORD_RESET_TTL_SECONDS",
+    "MAIL_PORT",
+    "MAIL_TIMEOUT",
 }
+_FLOAT_KEYS = {"REDIS_SOCKET_TIMEOUT"}
 _SECONDS_KEYS = {"JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"}
 _JSON_KEYS = {"SQLALCHEMY_ENGINE_OPTIONS", "SERVERS"}
 
@@ -135,6 +167,8 @@ def load_settings(profile: str | None = None) -> dict[str, Any]:
             continue
         if key in _INT_KEYS:
             settings[key] = int(raw)
+        elif key in _FLOAT_KEYS:
+            settings[key] = float(raw)
         elif key in _SECONDS_KEYS:
             settings[key] = timedelta(seconds=int(raw))
         elif key in _JSON_KEYS:

@@ -1,9 +1,10 @@
-"""Fixtures: one app per database backend, a client, users and their tokens.
+"""Fixtures: one app per backend, a client, users and their tokens.
 
-Every test that uses `app` runs on SQLite and, when `TEST_DATABASE_URL` is set, again on
-a real PostgreSQL (in a database created for this run and dropped after it).
-`REQUIRE_TEST_TIERS=postgresql` (set by `.ci/run`) makes a missing tier an error
-instead of a skip.
+Every test that uses `app` runs on SQLite; when `TEST_DATABASE_URL` is set, again on a
+real PostgreSQL (in a database created for this run and dropped after it); and when
+`TEST_REDIS_URL` is set, again on SQLite with the Redis revocation store (under a key
+prefix of its own, removed after each test). `REQUIRE_TEST_TIERS=postgresql,redis` (set
+by `.ci/run`) makes a missing tier an error instead of a skip.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from redis import Redis, RedisError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -39,7 +42,7 @@ def tier_missing(tier: str, reason: str) -> None:
 
 
 def backends() -> list[str]:
-    return ["sqlite", "postgresql"]
+    return ["sqlite", "postgresql", "redis"]
 
 
 @contextmanager
@@ -81,6 +84,50 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """`TEST_REDIS_URL`, checked to answer; skips (or fails in CI) otherwise."""
+    url = os.environ.get("TEST_REDIS_URL")
+    if not url:
+        tier_missing("redis", "TEST_REDIS_URL is not set")
+    client = Redis.from_url(url, socket_timeout=2)
+    try:
+        client.ping()
+    except RedisError as error:
+        tier_missing("redis", f"cannot reach Redis: {error}")
+    finally:
+        client.close()
+    return url
+
+
+def redis_config(url: str) -> dict[str, str]:
+    """Settings for the Redis revocation store, under a key prefix no one else uses
+    (other test runs may share this Redis)."""
+    return {"REDIS_URL": url, "REDIS_KEY_PREFIX": f"tasks-api-test-{uuid.uuid4().hex[:10]}:"}
+
+
+# Nothing listens on port 1: connections are refused at once.
+UNREACHABLE_REDIS = {"REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_SOCKET_TIMEOUT": 0.2}
+
+
+def clear_redis(app: TasksAPI) -> None:
+    """Delete every key of `app`'s prefix (never the whole Redis database)."""
+    client: Redis | None = app.extensions.get("redis")
+    if client is not None:
+        keys = list(client.scan_iter(match=app.config["REDIS_KEY_PREFIX"] + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def dispose(app: TasksAPI) -> None:
+    """Close `app`'s connections (pytest turns unclosed sockets into errors)."""
+    client: Redis | None = app.extensions.get("redis")
+    if client is not None:
+        client.close()
+    with app.app_context():
+        db.engine.dispose()
+
+
 def make_app(database_url: str, **config: Any) -> TasksAPI:
     return create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **config})
 
@@ -89,17 +136,21 @@ def make_app(database_url: str, **config: Any) -> TasksAPI:
 def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TasksAPI]:
+    config: dict[str, Any] = {}
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tasks.db'}"
-    application = make_app(url)
+    if request.param == "redis":
+        config = redis_config(request.getfixturevalue("redis_url"))
+    application = make_app(url, **config)
     with application.app_context():
         db.create_all()
     yield application
+    clear_redis(application)
     with application.app_context():
         db.drop_all()
-        db.engine.dispose()
+    dispose(application)
 
 
 @pytest.fixture(autouse=True)
@@ -109,6 +160,7 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
+    clear_redis(application)
     with application.app_context():
         db.session.remove()
         with db.engine.begin() as conn:
@@ -166,6 +218,26 @@ def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., d
         return bearer(login(client, username)["access_token"])
 
     return headers
+
+
+class Clock:
+    """The services' time (`api.services.clock.now`), moved on by tests instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr("api.services.clock.now", moved.now)
+    return moved
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from redis import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.extensions import db
+from api.extensions import db, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -23,5 +24,20 @@ def check_database() -> dict[str, Any]:
     return {"status": "ok"}
 
 
+def check_redis() -> dict[str, Any]:
+    client = redis_client()
+    assert client is not None
+    try:
+        client.ping()
+    except RedisError as error:
+        log.warning("readiness: Redis check failed: %s", error)
+        return {"status": "fail", "detail": type(error).__name__}
+    return {"status": "ok"}
+
+
 def check_dependencies() -> dict[str, dict[str, Any]]:
-    return {"database": check_database()}
+    """Each configured dependency's state: the database, and Redis when configured."""
+    checks = {"database": check_database()}
+    if redis_client() is not None:
+        checks["redis"] = check_redis()
+    return checks
