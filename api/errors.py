@@ -48,6 +48,12 @@ class ConflictError(DomainError):
     status = 409
 
 
+class UnauthorizedError(DomainError):
+    """A credential was refused (`api.security` adds the `WWW-Authenticate` challenge)."""
+
+    status = 401
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -104,6 +110,18 @@ def _str_headers(headers: Any) -> dict[str, str]:
     return {str(name): str(value) for name, value in dict(headers or {}).items()}
 
 
+def _validation_problem(
+    status: int, errors: list[dict[str, str]], headers: Mapping[str, str] | None = None
+) -> Response:
+    return problem(
+        status,
+        "The request is invalid: see `errors` for each problem.",
+        title="Validation failed",
+        headers=headers,
+        errors=errors,
+    )
+
+
 def handle_http_error(error: HTTPError) -> Response:
     """APIFlask's error processor: HTTPError, validation and auth errors."""
     status = error.status_code
@@ -111,13 +129,7 @@ def handle_http_error(error: HTTPError) -> Response:
         error.detail, Mapping
     ):
         errors = _validation_errors(error.detail)
-        return problem(
-            status,
-            "The request is invalid: see `errors` for each problem.",
-            title="Validation failed",
-            headers=_str_headers(error.headers),
-            errors=errors,
-        )
+        return _validation_problem(status, errors, _str_headers(error.headers))
     detail = error.detail if isinstance(error.detail, str) and error.detail else error.message
     if detail == HTTPStatus(status).phrase:
         detail = None

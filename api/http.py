@@ -10,6 +10,9 @@ from flask import Response, current_app, g, request
 
 from api.errors import problem
 
+# For responses carrying credentials: browsers and proxies must not store them.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

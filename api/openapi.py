@@ -33,7 +33,15 @@ Manage your tasks: create, read, replace, patch, delete, filter, sort, paginate 
 **Authentication.** Register with `register`, then `login` for an access token and a
 refresh token. Click **Authorize**, paste the access token (`BearerAuth`), and every
 "Try it out" call is made as you. Access tokens live 15 minutes; exchange the refresh
-token at `refreshToken` for a new pair.
+token at `refreshToken` for a new pair (the old refresh token dies; using it again ends
+the whole session). For scripts and integrations, create an API key (`createApiKey`)
+and send it as `X-API-Key` (`ApiKeyAuth`).
+
+**Scopes.** Each operation lists the scope it needs in `x-required-scopes` and in its
+security requirements: `tasks:read`, `tasks:write`, `reports:write`, `users:read`,
+`users:write`. A login token holds every scope of your role (users: `tasks:*` and
+`reports:write`; admins: all); an API key holds only the scopes it was created with.
+A missing scope is a 403 naming it.
 
 **Errors** are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
 (`application/problem+json`) with the request's `request_id`; validation errors list
@@ -45,7 +53,11 @@ each field in `errors`.
 
 TAGS = [
     {"name": "Auth", "description": "Register, log in, refresh and log out."},
-    {"name": "Users", "description": "Your own account."},
+    {"name": "Users", "description": "Your own account; admins manage everyone's."},
+    {
+        "name": "API keys",
+        "description": "Long-lived keys with narrow scopes, for scripts and integrations.",
+    },
     {"name": "Tasks", "description": "Your tasks (admins see everyone's)."},
     {"name": "Tags", "description": "The tags on your tasks."},
     {"name": "Health", "description": "Liveness and readiness probes for orchestrators."},
@@ -85,6 +97,22 @@ _BODY_ERRORS = {
 }
 
 
+def _document_forbidden(operation: dict[str, Any]) -> None:
+    """The 403 of an operation that needs a scope or a role (see `api.security.requires`),
+    merged with any 403 the operation documents itself."""
+    reasons = [
+        f"The credential lacks `{scope}`." for scope in operation.get("x-required-scopes", [])
+    ]
+    if "x-required-role" in operation:
+        reasons.insert(0, f"Only the `{operation['x-required-role']}` role may call this.")
+    if not reasons:
+        return
+    existing = operation["responses"].get("403")
+    if existing is not None:
+        reasons.append(existing["description"])
+    operation["responses"]["403"] = _problem_response(" ".join(reasons))
+
+
 def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
     assert isinstance(spec, dict), "SPEC_FORMAT is json: APIFlask passes a dict"
@@ -102,6 +130,7 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
                 body["required"] = operation.get("operationId") not in OPTIONAL_BODY_OPERATIONS
                 for status, description in _BODY_ERRORS.items():
                     responses.setdefault(status, _problem_response(description))
+            _document_forbidden(operation)
             responses.setdefault("500", _problem_response("Unexpected server error."))
             for status, response in responses.items():
                 content = response.get("content", {})

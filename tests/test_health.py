@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 
 from api.openapi import TasksAPI
 from tests.conftest import UNREACHABLE_REDIS, make_app
+
+# Also run with the Redis revocation store (see conftest).
+pytestmark = pytest.mark.redis_tier
 
 
 def test_live_touches_nothing(client: FlaskClient) -> None:

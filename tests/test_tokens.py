@@ -278,6 +278,7 @@ def test_token_keys_cover_the_token_its_family_and_its_generation() -> None:
     assert keys == ["j", "f", "user:7:3"]
     # Tokens minted before families and generations existed.
     assert tokens.token_keys({"jti": "j", "sub": "7"}) == ["j", "user:7:0"]
+    assert tokens.token_keys({"jti": "j"}) == ["j"]
 
 
 def test_the_database_keeps_one_row_per_revocation(redis_app: TasksAPI) -> None:

@@ -9,8 +9,9 @@ from apiflask.schemas import EmptySchema
 from flask import request, url_for
 from marshmallow import ValidationError, missing
 
+from api.http import NO_STORE
 from api.routes import ViewResult
-from api.security import current_user, refresh_auth, token_auth
+from api.security import current_user, refresh_auth, requires
 from api.services import auth
 from schemas.auth import LoginIn, RegisterIn, TokenOut
 from schemas.common import LocationHeader
@@ -18,8 +19,6 @@ from schemas.users import UserOut
 
 bp = APIBlueprint("auth", __name__, tag="Auth", url_prefix="/api/v1/auth")
 
-# Tokens must not be stored by browsers or proxies.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _login_schema = LoginIn()
 
 
@@ -53,7 +52,8 @@ def login(body: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Log in with username or email and password.
 
     Send `{"login", "password"}` as JSON, or the same as HTTP Basic credentials.
-    Unknown accounts, wrong passwords and deactivated accounts get the same 401.
+    Unknown accounts, wrong passwords and deactivated accounts get the same 401, in the
+    same time. Each failure is announced on `api.services.auth.login_failed`.
     """
     username, password = _credentials(body)
     user = auth.authenticate(username, password)
@@ -78,10 +78,11 @@ def refresh_token() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @bp.post("/logout")
-@bp.auth_required(token_auth)
+@requires(api_keys=False)
 @bp.output(EmptySchema, status_code=204, description="Logged out.")
 @bp.doc(operation_id="logout")
 def logout() -> tuple[str, int]:
     """Revoke this access token and its refresh token."""
     auth.logout()
     return "", 204
+

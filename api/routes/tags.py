@@ -6,7 +6,8 @@ from typing import Any
 
 from apiflask import APIBlueprint
 
-from api.security import current_user, token_auth
+from api.models import Scope
+from api.security import current_user, requires
 from api.services import tasks
 from schemas.tasks import TagList
 
@@ -14,7 +15,7 @@ bp = APIBlueprint("tags", __name__, tag="Tags", url_prefix="/api/v1/tags")
 
 
 @bp.get("")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_READ)
 @bp.output(TagList)
 @bp.doc(operation_id="listTags")
 def list_tags() -> dict[str, Any]:

@@ -8,9 +8,10 @@ from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 from flask import url_for
 
+from api.models import Scope
 from api.pagination import ListHeaders, paginated
 from api.routes import ViewResult
-from api.security import current_user, token_auth
+from api.security import current_user, requires
 from api.services import tasks
 from schemas.common import LocationHeader
 from schemas.tasks import TaskIn, TaskList, TaskOut, TaskPatchIn, TaskQuery, TaskStatusIn
@@ -21,7 +22,7 @@ _CHANGED = {409: "The task changed during the request; fetch it and retry."}
 
 
 @bp.get("")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_READ)
 @bp.input(TaskQuery, location="query")
 @bp.output(TaskList, headers=ListHeaders, description="One page of tasks.")
 @bp.doc(operation_id="listTasks", responses={403: "`owner_id` is for admins."})
@@ -31,7 +32,7 @@ def list_tasks(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[st
 
 
 @bp.post("")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @bp.input(TaskIn, location="json")
 @bp.output(TaskOut, status_code=201, headers=LocationHeader, description="The new task.")
 @bp.doc(operation_id="createTask")
@@ -42,7 +43,7 @@ def create_task(json_data: dict[str, Any]) -> ViewResult:
 
 
 @bp.get("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_READ)
 @bp.output(TaskOut)
 @bp.doc(operation_id="getTask")
 def get_task(task_id: int) -> ViewResult:
@@ -51,7 +52,7 @@ def get_task(task_id: int) -> ViewResult:
 
 
 @bp.put("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @bp.input(TaskIn, location="json")
 @bp.output(TaskOut)
 @bp.doc(operation_id="replaceTask", responses=_CHANGED)
@@ -61,7 +62,7 @@ def replace_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
 
 
 @bp.patch("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @bp.input(TaskPatchIn, location="json")
 @bp.output(TaskOut)
 @bp.doc(operation_id="updateTask", responses=_CHANGED)
@@ -71,7 +72,7 @@ def update_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
 
 
 @bp.put("/<int:task_id>/status")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @bp.input(TaskStatusIn, location="json")
 @bp.output(TaskOut)
 @bp.doc(operation_id="setTaskStatus", responses=_CHANGED)
@@ -81,7 +82,7 @@ def set_task_status(task_id: int, json_data: dict[str, Any]) -> ViewResult:
 
 
 @bp.delete("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @bp.output(EmptySchema, status_code=204, description="Deleted.")
 @bp.doc(operation_id="deleteTask", responses=_CHANGED)
 def delete_task(task_id: int) -> tuple[str, int]:
