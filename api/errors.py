@@ -54,6 +54,18 @@ class UnauthorizedError(DomainError):
     status = 401
 
 
+class InvalidFieldError(DomainError):
+    """A field breaks a rule only a service can check (it needs the database or the clock):
+    a 422 validation problem naming the field, like the schemas' own."""
+
+    status = 422
+
+    def __init__(self, field: str, message: str, *, location: str = "json") -> None:
+        super().__init__(message)
+        self.field = field
+        self.location = location
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -155,6 +167,9 @@ def handle_werkzeug_error(error: HTTPException) -> Response:
 
 
 def handle_domain_error(error: DomainError) -> Response:
+    if isinstance(error, InvalidFieldError):
+        field = {"location": error.location, "field": error.field, "message": error.detail}
+        return _validation_problem(error.status, [field], error.headers)
     return problem(error.status, error.detail, headers=error.headers)
 
 

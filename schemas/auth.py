@@ -1,4 +1,4 @@
-"""Registration, login and token shapes."""
+"""Registration, login, token and password reset shapes."""
 
 from __future__ import annotations
 
@@ -36,3 +36,22 @@ class TokenOut(Schema):
         required=True, metadata={"description": "Access token lifetime in seconds."}
     )
 
+
+class PasswordResetIn(Schema):
+    email = email_field(required=True)
+
+
+class PasswordResetRequestedOut(Schema):
+    detail = fields.String(required=True)
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "Lifetime of an emailed token, in seconds."}
+    )
+
+
+class PasswordResetConfirmIn(Schema):
+    token = fields.String(
+        required=True,
+        validate=validators.Length(min=1, max=200),
+        metadata={"description": "The token from the email."},
+    )
+    password = password_field("The new password, 8..128 characters.", required=True)

@@ -76,8 +76,8 @@ def test_operation_ids_are_explicit_unique_camel_case(spec: dict[str, Any]) -> N
     assert {"listTasks", "getTask", "createTask", "replaceTask", "updateTask"} <= set(ids)
     assert {"deleteTask", "login", "register", "refreshToken", "logout"} <= set(ids)
     assert {"listUsers", "getUser", "updateUser", "deleteUser", "getCurrentUser"} <= set(ids)
-    assert {"updateCurrentUser", "changePassword"} <= set(ids)
-    assert {"createApiKey", "listApiKeys", "deleteApiKey"} <= set(ids)
+    assert {"updateCurrentUser", "changePassword", "requestPasswordReset"} <= set(ids)
+    assert {"confirmPasswordReset", "createApiKey", "listApiKeys", "deleteApiKey"} <= set(ids)
 
 
 def test_no_component_is_emitted_twice(spec: dict[str, Any]) -> None:

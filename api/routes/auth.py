@@ -1,4 +1,4 @@
-"""Register, log in, refresh and log out."""
+"""Register, log in, refresh, log out, reset a forgotten password."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ from marshmallow import ValidationError, missing
 from api.http import NO_STORE
 from api.routes import ViewResult
 from api.security import current_user, refresh_auth, requires
-from api.services import auth
-from schemas.auth import LoginIn, RegisterIn, TokenOut
+from api.services import auth, password_reset
+from schemas.auth import (
+    LoginIn,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
+    PasswordResetRequestedOut,
+    RegisterIn,
+    TokenOut,
+)
 from schemas.common import LocationHeader
 from schemas.users import UserOut
 
@@ -86,3 +93,32 @@ def logout() -> tuple[str, int]:
     auth.logout()
     return "", 204
 
+
+@bp.post("/password-reset")
+@bp.input(PasswordResetIn, location="json")
+@bp.output(PasswordResetRequestedOut, status_code=202, description="Always, for any address.")
+@bp.doc(operation_id="requestPasswordReset")
+def request_password_reset(json_data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Email a password reset token.
+
+    The answer is the same whether or not an account has this address (so it cannot be
+    used to find accounts). The token is single use and short-lived.
+    """
+    password_reset.request_reset(json_data["email"])
+    ttl = int(password_reset.ttl().total_seconds())
+    detail = "If an active account has this email address, a reset token is on its way."
+    return {"detail": detail, "expires_in": ttl}, 202
+
+
+@bp.post("/password-reset/confirm")
+@bp.input(PasswordResetConfirmIn, location="json")
+@bp.output(EmptySchema, status_code=204, description="The password is changed.")
+@bp.doc(operation_id="confirmPasswordReset")
+def confirm_password_reset(json_data: dict[str, Any]) -> tuple[str, int]:
+    """Set a new password with an emailed reset token.
+
+    The token is consumed, and every token of the account is revoked (log in again).
+    An unknown, expired or used token is a 422 naming `token`.
+    """
+    password_reset.confirm_reset(json_data["token"], json_data["password"])
+    return "", 204
