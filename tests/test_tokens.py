@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask_jwt_extended import create_access_token
 from redis import Redis
 from sqlalchemy import event, func, select
 
@@ -112,21 +113,32 @@ def sql_statements(app: TasksAPI) -> Iterator[list[str]]:
 # --- writing ---------------------------------------------------------------------------
 
 
-def test_logout_writes_the_family_to_redis_expiring_with_it(redis_app: TasksAPI) -> None:
+def test_logout_writes_the_family_to_redis_until_its_last_token_expires(
+    redis_app: TasksAPI,
+) -> None:
     user_id = add_user(redis_app)
     client = redis_app.test_client()
     pair = login(client, "alice")
-    assert client.post(LOGOUT, headers=bearer(pair["access_token"])).status_code == 204
+    family = claims(pair["refresh_token"])["fam"]
+    with redis_app.app_context():  # an access token of the family, issued an hour earlier
+        issued = int((datetime.now(UTC) - timedelta(hours=1)).timestamp())
+        older = create_access_token(
+            str(user_id), additional_claims={"fam": family, "gen": 0, "iat": issued}
+        )
+    assert client.post(LOGOUT, headers=bearer(older)).status_code == 204
+    assert_token_refused(client.post(REFRESH, headers=bearer(pair["refresh_token"])))
 
-    value, ttl_ms = stored(redis_app, claims(pair["refresh_token"])["fam"])
+    value, ttl_ms = stored(redis_app, family)
     assert value is not None
     assert value.startswith("family ")
-    lifetime = redis_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
-    assert lifetime - timedelta(seconds=5) < timedelta(milliseconds=ttl_ms) <= lifetime
+    # The entry outlives the family's newest token, not just the one that logged out.
+    last_expiry = datetime.fromtimestamp(claims(pair["refresh_token"])["exp"], UTC)
+    assert datetime.now(UTC) + timedelta(milliseconds=ttl_ms) >= last_expiry
     with redis_app.app_context():  # the database keeps it too: it is the truth
-        row = db.session.get(RevokedToken, claims(pair["refresh_token"])["fam"])
+        row = db.session.get(RevokedToken, family)
         assert row is not None
         assert (row.token_type, row.user_id) == ("family", user_id)
+        assert row.expires_at >= last_expiry
 
 
 def test_rotation_writes_the_refresh_token_to_redis_until_it_expires(

@@ -93,8 +93,10 @@ def revoke(key: str, kind: Revocation, user_id: int, expires_at: datetime) -> No
 
 
 def revoke_family(claims: dict[str, Any]) -> None:
-    """Revoke every token of the family of `claims` (outlives any token in it)."""
-    family_expiry = datetime.fromtimestamp(claims["iat"], UTC) + _session_lifetime()
+    """Revoke every token of the family of `claims`. The entry lives as long as a token
+    issued now would: every token of the family was issued earlier (rotations included,
+    so not from `claims["iat"]`: a later refresh token would outlive that)."""
+    family_expiry = clock.now() + _session_lifetime()
     revoke(claims["fam"], Revocation.FAMILY, int(claims["sub"]), family_expiry)
 
 
