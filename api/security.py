@@ -222,15 +222,15 @@ def _authorize(scope: Scope | None, role: Role | None) -> None:
 
 
 def requires(
-    scope: Scope | None = None, *, role: Role | None = None, api_keys: bool = True
+    scope: Scope | None = None, *, role: Role | None = None, sessions_only: bool = False
 ) -> Callable[[View], View]:
     """Protect a view: authenticate, then require `scope` (and `role`, for admin routes).
 
-    `api_keys=False` accepts login tokens only: for operations that manage credentials,
-    which a leaked key must not be able to do (mint more keys, take over the account).
-    Use it in place of APIFlask's `auth_required`, under the route decorator.
+    `sessions_only=True` accepts login tokens only: for operations that manage
+    credentials, which a leaked key must not be able to do (mint more keys, take over the
+    account). Use it in place of APIFlask's `auth_required`, under the route decorator.
     """
-    auth = token_or_key_auth if api_keys else token_auth
+    auth = token_auth if sessions_only else token_or_key_auth
     scopes = [scope.value] if scope is not None else []
 
     def decorator(view: View) -> View:

@@ -20,7 +20,7 @@ bp = APIBlueprint("api_keys", __name__, tag="API keys", url_prefix="/api/v1/api-
 
 
 @bp.post("")
-@requires(api_keys=False)
+@requires(sessions_only=True)
 @bp.input(ApiKeyIn, location="json")
 @bp.output(
     ApiKeyCreatedOut,
@@ -41,7 +41,7 @@ def create_api_key(json_data: dict[str, Any]) -> ViewResult:
 
 
 @bp.get("")
-@requires(api_keys=False)
+@requires(sessions_only=True)
 @bp.input(PageQuery, location="query")
 @bp.output(ApiKeyList, headers=ListHeaders, description="One page of your keys.")
 @bp.doc(operation_id="listApiKeys")
@@ -51,7 +51,7 @@ def list_api_keys(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict
 
 
 @bp.get("/<int:key_id>")
-@requires(api_keys=False)
+@requires(sessions_only=True)
 @bp.output(ApiKeyOut)
 @bp.doc(operation_id="getApiKey")
 def get_api_key(key_id: int) -> ViewResult:
@@ -60,7 +60,7 @@ def get_api_key(key_id: int) -> ViewResult:
 
 
 @bp.delete("/<int:key_id>")
-@requires(api_keys=False)
+@requires(sessions_only=True)
 @bp.output(EmptySchema, status_code=204, description="Deleted: the key stops working at once.")
 @bp.doc(operation_id="deleteApiKey")
 def delete_api_key(key_id: int) -> tuple[str, int]:

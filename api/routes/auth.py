@@ -85,7 +85,7 @@ def refresh_token() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @bp.post("/logout")
-@requires(api_keys=False)
+@requires(sessions_only=True)
 @bp.output(EmptySchema, status_code=204, description="Logged out.")
 @bp.doc(operation_id="logout")
 def logout() -> tuple[str, int]:

@@ -40,7 +40,7 @@ def get_current_user() -> ViewResult:
 
 
 @bp.patch("/me")
-@requires(api_keys=False)
+@requires(sessions_only=True)
 @bp.input(UserPatchIn, location="json")
 @bp.output(UserOut)
 @bp.doc(
@@ -57,7 +57,7 @@ def update_current_user(json_data: dict[str, Any]) -> ViewResult:
 
 
 @bp.put("/me/password")
-@requires(api_keys=False)
+@requires(sessions_only=True)
 @bp.input(PasswordChangeIn, location="json")
 @bp.output(TokenOut, description="A new token pair for this session.")
 @bp.doc(
