@@ -50,7 +50,10 @@ def _finish(response: Response) -> Response:
         response.headers.setdefault(
             "Strict-Transport-Security", f"max-age={hsts}; includeSubDomains"
         )
-    if request.headers.get("Authorization") and request.method == "GET":
+    # Shared caches know to keep responses to `Authorization` requests private, not
+    # responses to `X-API-Key` ones: say it for both.
+    credentials = request.headers.get("Authorization") or request.headers.get("X-API-Key")
+    if credentials and request.method == "GET":
         response.headers.setdefault("Cache-Control", "private, no-cache")
     return response
 

@@ -230,6 +230,7 @@ def test_a_read_key_lists_but_cannot_create(
 
     listed = client.get(TASKS, headers=key_headers(key))
     assert listed.status_code == 200
+    assert listed.headers["Cache-Control"] == "private, no-cache"  # not for shared caches
     assert [task["title"] for task in listed.get_json()["data"]] == ["mine"]
     assert client.get("/api/v1/tags", headers=key_headers(key)).status_code == 200
 
