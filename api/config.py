@@ -66,8 +66,9 @@ class Config:
     REDIS_URL: str | None = None
     # Seconds; an unresponsive Redis costs at most this before the database answers instead.
     REDIS_SOCKET_TIMEOUT = 0.5
-    # Every key this service writes starts with it (other services may share the Redis).
-    REDIS_KEY_PREFIX = "tasks-api:"
+    # Every blocklist key in Redis starts with it. Not under the response cache's prefix:
+    # clearing the cache must not wipe the blocklist (harmless, but a burst of SQL).
+    REVOCATION_KEY_PREFIX = "tasks-api-revocations:"
     # How often Redis's copy of the blocklist is caught up from the database, which heals
     # revocations whose Redis write failed while Redis was unreachable.
     REVOCATION_SYNC_SECONDS = 60

@@ -126,7 +126,8 @@ def redis_url() -> str:
 def redis_config(url: str) -> dict[str, str]:
     """Settings for the Redis revocation store, under a key prefix no one else uses
     (other test runs may share this Redis)."""
-    return {"REDIS_URL": url, "REDIS_KEY_PREFIX": f"tasks-api-test-{uuid.uuid4().hex[:10]}:"}
+    prefix = f"tasks-api-test-{uuid.uuid4().hex[:10]}:"
+    return {"REDIS_URL": url, "REVOCATION_KEY_PREFIX": prefix}
 
 
 # Nothing listens on port 1: connections are refused at once.
@@ -137,7 +138,7 @@ def clear_redis(app: TasksAPI) -> None:
     """Delete every key of `app`'s prefix (never the whole Redis database)."""
     client: Redis | None = app.extensions.get("redis")
     if client is not None:
-        keys = list(client.scan_iter(match=app.config["REDIS_KEY_PREFIX"] + "*", count=1000))
+        keys = list(client.scan_iter(match=app.config["REVOCATION_KEY_PREFIX"] + "*", count=1000))
         if keys:
             client.delete(*keys)
 

@@ -77,7 +77,7 @@ def redis_of(app: TasksAPI) -> Redis:
 def stored(app: TasksAPI, key: str) -> tuple[str | None, int]:
     """The Redis value of a blocklist key and its time to live in ms."""
     client = redis_of(app)
-    name = app.config["REDIS_KEY_PREFIX"] + f"revoked:{key}"
+    name = app.config["REVOCATION_KEY_PREFIX"] + f"entry:{key}"
     return client.get(name), client.pttl(name)  # type: ignore[return-value]
 
 
@@ -249,7 +249,7 @@ def test_a_redis_that_lost_its_data_is_refilled_from_the_database(
         assert_token_refused(client.get(ME, headers=bearer(pair["access_token"])))
     assert any("FROM revoked_tokens" in statement for statement in seen)  # asked the truth
     assert stored(redis_app, family)[0] is not None  # and refilled Redis
-    assert redis_of(redis_app).get(redis_app.config["REDIS_KEY_PREFIX"] + "revocations:synced")
+    assert redis_of(redis_app).get(redis_app.config["REVOCATION_KEY_PREFIX"] + "synced")
 
 
 def test_a_revocation_redis_missed_reaches_it_at_the_next_catch_up(
@@ -278,11 +278,11 @@ def test_while_another_worker_catches_up_checks_ask_the_database(redis_app: Task
     pair = login(client, "alice")
     assert client.post(LOGOUT, headers=bearer(pair["access_token"])).status_code == 204
     clear_redis(redis_app)
-    prefix = redis_app.config["REDIS_KEY_PREFIX"]
-    redis_of(redis_app).set(prefix + "revocations:sync-lock", "1", ex=30)
+    prefix = redis_app.config["REVOCATION_KEY_PREFIX"]
+    redis_of(redis_app).set(prefix + "sync-lock", "1", ex=30)
 
     assert_token_refused(client.get(ME, headers=bearer(pair["access_token"])))
-    assert redis_of(redis_app).get(prefix + "revocations:synced") is None  # not this one's job
+    assert redis_of(redis_app).get(prefix + "synced") is None  # not this one's job
 
 
 def test_token_keys_cover_the_token_its_family_and_its_generation() -> None:

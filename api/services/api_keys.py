@@ -18,7 +18,7 @@ from api.services.sql import MAX_ID, fetch_page
 
 log = logging.getLogger(__name__)
 
-SECRET_PREFIX = "tk_"  # noqa: S105 - a label, not a secret
+SECRET_PREFIX = "tk_"  # noqa: S105  # nosec B105 - a label, not a secret
 # Characters of the secret kept in clear, so owners can tell their keys apart.
 VISIBLE_PREFIX_LENGTH = len(SECRET_PREFIX) + 8
 # `last_used_at` is written at most this often per key: a write per request would turn

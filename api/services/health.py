@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis import RedisError
+from redis import Redis, RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,9 +24,7 @@ def check_database() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def check_redis() -> dict[str, Any]:
-    client = redis_client()
-    assert client is not None
+def check_redis(client: Redis) -> dict[str, Any]:
     try:
         client.ping()
     except RedisError as error:
@@ -38,6 +36,7 @@ def check_redis() -> dict[str, Any]:
 def check_dependencies() -> dict[str, dict[str, Any]]:
     """Each configured dependency's state: the database, and Redis when configured."""
     checks = {"database": check_database()}
-    if redis_client() is not None:
-        checks["redis"] = check_redis()
+    client = redis_client()
+    if client is not None:
+        checks["redis"] = check_redis(client)
     return checks

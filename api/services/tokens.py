@@ -42,8 +42,8 @@ from api.services.sql import insert_missing
 log = logging.getLogger(__name__)
 
 _PENDING = "pending_revocations"  # Session.info key: entries to write to Redis on commit
-_SYNCED = "revocations:synced"  # epoch seconds: Redis holds every revocation up to then
-_SYNC_LOCK = "revocations:sync-lock"
+_SYNCED = "synced"  # epoch seconds: Redis holds every revocation up to then
+_SYNC_LOCK = "sync-lock"
 _BATCH = 1000
 
 
@@ -127,7 +127,7 @@ def _discard(session: Session) -> None:
 
 
 def _name(key: str) -> str:
-    prefix: str = current_app.config["REDIS_KEY_PREFIX"]
+    prefix: str = current_app.config["REVOCATION_KEY_PREFIX"]
     return prefix + key
 
 
@@ -140,7 +140,7 @@ def _write(client: Redis, entries: Iterable[Entry]) -> None:
             if entry.expires_at > cutoff:
                 value = f"{entry.kind.value} {entry.revoked_at.timestamp()}"
                 expires_ms = int(entry.expires_at.timestamp() * 1000)
-                pipe.set(_name(f"revoked:{entry.key}"), value, pxat=expires_ms, nx=True)
+                pipe.set(_name(f"entry:{entry.key}"), value, pxat=expires_ms, nx=True)
         pipe.execute()
 
 
@@ -188,7 +188,7 @@ def _from_redis(keys: list[str]) -> Found | None:
     if client is None:
         return None
     try:
-        synced, *values = client.mget([_name(_SYNCED)] + [_name(f"revoked:{k}") for k in keys])
+        synced, *values = client.mget([_name(_SYNCED)] + [_name(f"entry:{k}") for k in keys])
         if synced is None or clock.now().timestamp() - float(synced) > _sync_seconds():
             _catch_up(client, None if synced is None else float(synced))
             return None
