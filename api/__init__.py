@@ -70,7 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         routes,
         security,
     )
-    from api.extensions import db, migrate
+    from api.extensions import db, init_redis, mail, migrate
 
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:
@@ -81,6 +81,8 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     observability.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, directory=str(_MIGRATIONS))
+    mail.init_app(app)
+    init_redis(app)
     security.init_app(app)
     errors.init_app(app)
     http.init_app(app)

@@ -60,6 +60,35 @@ class Config:
 
     # A refresh token rotated this recently is still accepted (two tabs refreshing).
     REFRESH_REUSE_GRACE_SECONDS = 10
+
+    # Redis (optional), shared by every worker. When set, revocations are written to it as
+    # well as to the database and checked there (one round trip per request), and
+    # rate-limit counters and the response cache live there too (unless
+    # RATELIMIT_STORAGE_URI / CACHE_TYPE say otherwise).
+    REDIS_URL: str | None = None
+    # Seconds; an unresponsive Redis costs at most this before the database answers instead.
+    REDIS_SOCKET_TIMEOUT = 0.5
+    # Every blocklist key in Redis starts with it. Not under the response cache's prefix:
+    # clearing the cache must not wipe the blocklist (harmless, but a burst of SQL).
+    REVOCATION_KEY_PREFIX = "tasks-api-revocations:"
+    # How often Redis's copy of the blocklist is caught up from the database, which heals
+    # revocations whose Redis write failed while Redis was unreachable.
+    REVOCATION_SYNC_SECONDS = 60
+
+    # Password reset tokens are single use and live this long.
+    PASSWORD_RESET_TTL_SECONDS = 15 * 60
+
+    # Email (Flask-Mailman). `console` prints messages to standard output; set
+    # MAIL_BACKEND=smtp and MAIL_SERVER... to deliver them.
+    MAIL_BACKEND = "console"
+    MAIL_SERVER = "localhost"
+    MAIL_PORT = 25
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_USE_TLS = False
+    MAIL_USE_SSL = False
+    MAIL_TIMEOUT = 10
+    MAIL_DEFAULT_SENDER = "Tasks API <no-reply@localhost>"
     # Strict-Transport-Security max-age; 0 sends no header (production sets a year).
     HSTS_SECONDS = 0
 
@@ -83,10 +112,6 @@ class Config:
     # Empty: no token configured.
     METRICS_TOKEN = ""  # nosec B105
 
-    # Shared state for many workers: when set, rate-limit counters and the response
-    # cache live in Redis (unless RATELIMIT_STORAGE_URI / CACHE_TYPE say otherwise).
-    REDIS_URL: str | None = None
-
     # Rate limits (Flask-Limiter's own RATELIMIT_* keys pass through).
     RATELIMIT_ENABLED = True
     RATELIMIT_STORAGE_URI = "memory://"
@@ -101,6 +126,7 @@ class Config:
     RATE_LIMIT_LOGIN = "10 per minute"  # failed logins per IP
     RATE_LIMIT_LOGIN_ACCOUNT = "5 per 15 minutes"  # failed logins per account
     RATE_LIMIT_REGISTER = "10 per hour"  # per IP
+    RATE_LIMIT_PASSWORD_RESET = "10 per hour"  # noqa: S105 - a limit, per IP
     RATE_LIMIT_ENUMERATION = "100 per hour"  # 404s on id routes per client
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
     TRUSTED_PROXY_HOPS = 0
@@ -134,6 +160,7 @@ class TestingConfig(Config):
     # Reuse detection is immediate in tests; the grace window is tested on its own.
     REFRESH_REUSE_GRACE_SECONDS = 0
     SQLALCHEMY_DATABASE_URI = "sqlite://"
+    MAIL_BACKEND = "locmem"  # messages land in `app.extensions["mailman"].outbox`
 
 
 class ProductionConfig(Config):
@@ -162,7 +189,12 @@ _INT_KEYS = {
     "TRUSTED_PROXY_HOPS",
     "IDEMPOTENCY_TTL_SECONDS",
     "CACHE_DEFAULT_TIMEOUT",
+    "REVOCATION_SYNC_SECONDS",
+    "PASSWORD_RESET_TTL_SECONDS",
+    "MAIL_PORT",
+    "MAIL_TIMEOUT",
 }
+_FLOAT_KEYS = {"REDIS_SOCKET_TIMEOUT"}
 _SECONDS_KEYS = {"JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"}
 _JSON_KEYS = {"SQLALCHEMY_ENGINE_OPTIONS", "SERVERS", "RATELIMIT_STORAGE_OPTIONS"}
 
@@ -181,6 +213,8 @@ def load_settings(profile: str | None = None) -> dict[str, Any]:
             continue
         if key in _INT_KEYS:
             settings[key] = int(raw)
+        elif key in _FLOAT_KEYS:
+            settings[key] = float(raw)
         elif key in _SECONDS_KEYS:
             settings[key] = timedelta(seconds=int(raw))
         elif key in _JSON_KEYS:

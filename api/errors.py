@@ -56,6 +56,24 @@ class PreconditionRequiredError(DomainError):
     status = 428
 
 
+class UnauthorizedError(DomainError):
+    """A credential was refused (`api.security` adds the `WWW-Authenticate` challenge)."""
+
+    status = 401
+
+
+class InvalidFieldError(DomainError):
+    """A field breaks a rule only a service can check (it needs the database or the clock):
+    a 422 validation problem naming the field, like the schemas' own."""
+
+    status = 422
+
+    def __init__(self, field: str, message: str, *, location: str = "json") -> None:
+        super().__init__(message)
+        self.field = field
+        self.location = location
+
+
 def problem(
     status: int,
     detail: str | None = None,
@@ -112,6 +130,18 @@ def _str_headers(headers: Any) -> dict[str, str]:
     return {str(name): str(value) for name, value in dict(headers or {}).items()}
 
 
+def _validation_problem(
+    status: int, errors: list[dict[str, str]], headers: Mapping[str, str] | None = None
+) -> Response:
+    return problem(
+        status,
+        "The request is invalid: see `errors` for each problem.",
+        title="Validation failed",
+        headers=headers,
+        errors=errors,
+    )
+
+
 def handle_http_error(error: HTTPError) -> Response:
     """APIFlask's error processor: HTTPError, validation and auth errors."""
     status = error.status_code
@@ -119,13 +149,7 @@ def handle_http_error(error: HTTPError) -> Response:
         error.detail, Mapping
     ):
         errors = _validation_errors(error.detail)
-        return problem(
-            status,
-            "The request is invalid: see `errors` for each problem.",
-            title="Validation failed",
-            headers=_str_headers(error.headers),
-            errors=errors,
-        )
+        return _validation_problem(status, errors, _str_headers(error.headers))
     detail = error.detail if isinstance(error.detail, str) and error.detail else error.message
     if detail == HTTPStatus(status).phrase:
         detail = None
@@ -156,6 +180,9 @@ def handle_werkzeug_error(error: HTTPException) -> Response:
 
 
 def handle_domain_error(error: DomainError) -> Response:
+    if isinstance(error, InvalidFieldError):
+        field = {"location": error.location, "field": error.field, "message": error.detail}
+        return _validation_problem(error.status, [field], error.headers)
     return problem(error.status, error.detail, headers=error.headers)
 
 

@@ -10,6 +10,9 @@ from flask import Response, current_app, g, request
 
 from api.errors import problem
 
+# For responses carrying credentials: browsers and proxies must not store them.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -51,7 +54,10 @@ def _finish(response: Response) -> Response:
         response.headers.setdefault(
             "Strict-Transport-Security", f"max-age={hsts}; includeSubDomains"
         )
-    if request.headers.get("Authorization") and request.method == "GET":
+    # Shared caches know to keep responses to `Authorization` requests private, not
+    # responses to `X-API-Key` ones: say it for both.
+    credentials = request.headers.get("Authorization") or request.headers.get("X-API-Key")
+    if credentials and request.method == "GET":
         response.headers.setdefault("Cache-Control", "private, no-cache")
     return response
 

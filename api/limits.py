@@ -22,7 +22,8 @@ from flask_jwt_extended import decode_token
 from sqlalchemy import or_, select
 
 from api.extensions import db, limiter
-from api.models import User
+from api.models import ApiKey, User
+from api.services.secret_tokens import digest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,24 +34,37 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+def _credential_owner() -> User | None:
+    """The user a bearer token or an API key names, unverified beyond that."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token:
+        claims = decode_token(token.strip())
+        return db.session.get(User, int(claims["sub"]))
+    secret = request.headers.get("X-API-Key")
+    if secret:
+        return db.session.scalar(
+            select(User)
+            .join(ApiKey, ApiKey.user_id == User.id)
+            .where(ApiKey.secret_hash == digest(secret))
+        )
+    return None
+
+
 def request_user() -> User | None:
-    """The active user a valid bearer token names, else None (never raises).
+    """The active user a valid bearer token or API key names, else None (never raises).
 
     Runs before authentication (limits are checked first); the user row it loads stays
     in the session's identity map, so authentication does not query it again.
     """
     if "rate_limit_user" not in g:
         g.rate_limit_user = None
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and token:
-            try:
-                claims = decode_token(token.strip())
-                found = db.session.get(User, int(claims["sub"]))
-            except Exception:  # any bad token: limit by IP instead; auth will refuse it
-                found = None
-            if found is not None and found.is_active:
-                g.rate_limit_user = found
+        try:
+            found = _credential_owner()
+        except Exception:  # any bad credential: limit by IP instead; auth will refuse it
+            found = None
+        if found is not None and found.is_active:
+            g.rate_limit_user = found
     user: User | None = g.rate_limit_user
     return user
 
@@ -103,6 +117,11 @@ login_limits = [
     ),
 ]
 register_limit = limiter.limit(lambda: _setting("RATE_LIMIT_REGISTER"), key_func=client_ip)
+# Both password-reset operations share one budget per IP: requests send email, and
+# confirmations guess tokens.
+password_reset_limit = limiter.shared_limit(
+    lambda: _setting("RATE_LIMIT_PASSWORD_RESET"), scope="password-reset", key_func=client_ip
+)
 protected = limiter.shared_limit(
     lambda: _setting("RATE_LIMIT_ENUMERATION"),
     scope="id-lookups",

@@ -33,7 +33,15 @@ Manage your tasks: create, read, replace, patch, delete, filter, sort, paginate 
 **Authentication.** Register with `register`, then `login` for an access token and a
 refresh token. Click **Authorize**, paste the access token (`BearerAuth`), and every
 "Try it out" call is made as you. Access tokens live 15 minutes; exchange the refresh
-token at `refreshToken` for a new pair.
+token at `refreshToken` for a new pair (the old refresh token dies; using it again ends
+the whole session). For scripts and integrations, create an API key (`createApiKey`)
+and send it as `X-API-Key` (`ApiKeyAuth`).
+
+**Scopes.** Each operation lists the scope it needs in `x-required-scopes` and in its
+security requirements: `tasks:read`, `tasks:write`, `reports:write`, `users:read`,
+`users:write`. A login token holds every scope of your role (users: `tasks:*` and
+`reports:write`; admins: all); an API key holds only the scopes it was created with.
+A missing scope is a 403 naming it.
 
 **Errors** are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
 (`application/problem+json`) with the request's `request_id`; validation errors list
@@ -103,6 +111,22 @@ def _rate_limited(path: str) -> bool:
     return path.startswith("/api/")
 
 
+def _document_forbidden(operation: dict[str, Any]) -> None:
+    """The 403 of an operation that needs a scope or a role (see `api.security.requires`),
+    merged with any 403 the operation documents itself."""
+    reasons = [
+        f"The credential lacks `{scope}`." for scope in operation.get("x-required-scopes", [])
+    ]
+    if "x-required-role" in operation:
+        reasons.insert(0, f"Only the `{operation['x-required-role']}` role may call this.")
+    if not reasons:
+        return
+    existing = operation["responses"].get("403")
+    if existing is not None:
+        reasons.append(existing["description"])
+    operation["responses"]["403"] = _problem_response(" ".join(reasons))
+
+
 def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
     if not isinstance(spec, dict):
@@ -124,6 +148,7 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
         body["required"] = operation.get("operationId") not in OPTIONAL_BODY_OPERATIONS
         for status, description in _BODY_ERRORS.items():
             responses.setdefault(status, _problem_response(description))
+    _document_forbidden(operation)
     if _rate_limited(path):
         too_many = _problem_response("Rate limit exceeded; wait `Retry-After` seconds.")
         too_many["headers"] = {"Retry-After": _header_ref("Retry-After")}

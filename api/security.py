@@ -1,21 +1,31 @@
-"""Authentication: JWTs checked by Flask-JWT-Extended, declared through APIFlask auth.
+"""Authentication and authorization: login tokens, API keys, scopes.
 
-`token_auth` protects operations with an access token and `refresh_auth` the refresh
-operation with a refresh token. Both are APIFlask `HTTPTokenAuth` objects, so every
-protected operation shows its security requirement in the spec, and both call
-`verify_jwt_in_request`, so signature, expiry, token type and the blocklist are checked
-by the library. Every failure is a 401 problem with a `WWW-Authenticate` header.
+Two credentials reach the API:
+
+- **Login tokens** (JWT): `Authorization: Bearer <jwt>`, checked by Flask-JWT-Extended
+  (`verify_jwt_in_request`: signature, expiry, token type, the blocklist). An access token
+  holds every scope of its user's role.
+- **API keys**: `X-API-Key: <secret>`. A key acts as its owner with only its own scopes
+  (cut down to what the owner's role allows, at each request).
+
+`requires(scope)` is the one decorator that protects a view: it authenticates (through
+APIFlask auth objects, so the spec shows every accepted scheme), then checks the scope
+and, for admin operations, the role. The spec shows the scope in each security
+requirement and in `x-required-scopes`. Every failure is a problem response: 401 with a
+`WWW-Authenticate` challenge for a missing or bad credential, 403 naming what is missing.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 import jwt as pyjwt
-from apiflask import APIFlask, HTTPError, HTTPTokenAuth
+from apiflask import APIFlask, APIKeyHeaderAuth, HTTPError, HTTPTokenAuth, MultiAuth
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Response, current_app, g
+from flask import Response, current_app, g, request
 from flask_jwt_extended import decode_token, verify_jwt_in_request
 from flask_jwt_extended.exceptions import (
     JWTExtendedException,
@@ -25,23 +35,33 @@ from flask_jwt_extended.exceptions import (
     WrongTokenError,
 )
 
-from api.errors import problem
+from api.errors import ForbiddenError, UnauthorizedError, problem
 from api.extensions import db, jwt
-from api.models import User
-from api.services import tokens
+from api.models import ROLE_SCOPES, Role, Scope, User
+from api.services import api_keys, tokens
 
 REALM = "tasks-api"
+API_KEY_HEADER = "X-API-Key"
 
 token_auth = HTTPTokenAuth(
     scheme="Bearer",
     security_scheme_name="BearerAuth",
-    description="An access token from `login` or `refreshToken`: `Authorization: Bearer <jwt>`.",
+    description="An access token from `login` or `refreshToken`: `Authorization: Bearer <jwt>`. "
+    "It holds every scope of your role.",
 )
 refresh_auth = HTTPTokenAuth(
     scheme="Bearer",
     security_scheme_name="RefreshToken",
     description="A refresh token from `login`, accepted by `refreshToken` only.",
 )
+api_key_auth = APIKeyHeaderAuth(
+    security_scheme_name="ApiKeyAuth",
+    param_name=API_KEY_HEADER,
+    description="An API key from `createApiKey`: `X-API-Key: <secret>`. It acts as its owner "
+    "with only the scopes it was created with.",
+)
+# A bearer token when the request has one, else an API key.
+token_or_key_auth = MultiAuth(token_auth, api_key_auth)
 
 
 # --- passwords -------------------------------------------------------------------------
@@ -66,7 +86,8 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check `password`. With no hash (unknown user) spend the same time, then fail."""
+    """Check `password` (argon2 compares in constant time). With no hash (unknown user)
+    spend the same time on a dummy hash, then fail."""
     hasher = _hasher()
     if password_hash is None:
         dummy = current_app.extensions.get("dummy_password_hash")
@@ -82,14 +103,26 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-# --- JWT -------------------------------------------------------------------------------
+# --- authentication --------------------------------------------------------------------
 
 
-def _auth_failure(detail: str, *, invalid_token: bool = True) -> HTTPError:
-    challenge = f'Bearer realm="{REALM}"'
-    if invalid_token:
-        challenge += f', error="invalid_token", error_description="{detail}"'
+def _challenge(scheme: str, detail: str | None = None, **params: str) -> str:
+    """A `WWW-Authenticate` value (RFC 6750 section 3 parameters)."""
+    parts = [f'realm="{REALM}"']
+    if detail is not None:
+        parts += ['error="invalid_token"', f'error_description="{detail}"']
+    parts += [f'{name}="{value}"' for name, value in params.items()]
+    return f"{scheme} {', '.join(parts)}"
+
+
+def _auth_failure(detail: str, *, scheme: str = "Bearer", invalid: bool = True) -> HTTPError:
+    challenge = _challenge(scheme, detail if invalid else None)
     return HTTPError(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def _authenticated(user: User, scheme: str, scopes: frozenset[str]) -> User:
+    g.auth_scheme, g.auth_scopes = scheme, scopes
+    return user
 
 
 def _verify(token: str, refresh: bool) -> User:
@@ -97,7 +130,7 @@ def _verify(token: str, refresh: bool) -> User:
     try:
         verify_jwt_in_request(refresh=refresh)
     except NoAuthorizationError:
-        raise _auth_failure("A bearer token is required.", invalid_token=False) from None
+        raise _auth_failure("A bearer token is required.", invalid=False) from None
     except pyjwt.ExpiredSignatureError:
         raise _auth_failure("The token has expired.") from None
     except RevokedTokenError:
@@ -112,7 +145,7 @@ def _verify(token: str, refresh: bool) -> User:
     except (JWTExtendedException, pyjwt.PyJWTError):
         raise _auth_failure("The token is invalid.") from None
     user: User = g._jwt_extended_jwt_user["loaded_user"]
-    return user
+    return _authenticated(user, "Bearer", ROLE_SCOPES[user.role])
 
 
 def _end_family_of_reused_refresh_token(token: str) -> None:
@@ -131,31 +164,100 @@ def _verify_refresh_token(token: str) -> User:
     return _verify(token, refresh=True)
 
 
+def _verify_api_key(secret: str) -> User:
+    try:
+        user, scopes = api_keys.authenticate(secret)
+    except UnauthorizedError as error:
+        raise _auth_failure(error.detail, scheme="ApiKey") from None
+    return _authenticated(user, "ApiKey", scopes)
+
+
 def _auth_error(error: HTTPError) -> Response:
-    """401 when no token was sent at all (Flask-HTTPAuth's own path), 403 for a role."""
-    if error.status_code == 401:
-        detail = "A bearer token is required."
-        headers = {"WWW-Authenticate": f'Bearer realm="{REALM}"'}
-    else:
-        detail, headers = "Your role cannot use this operation.", {}
-    return problem(error.status_code, detail, headers=headers)
-
-
-def _user_roles(user: User) -> list[str]:
-    return [user.role]
+    """No credential at all (Flask-HTTPAuth's own path): 401 saying what to send."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    accepts_keys = getattr(view, "_spec", {}).get("auth") is token_or_key_auth
+    detail = (
+        f"A bearer token or an API key ({API_KEY_HEADER}) is required."
+        if accepts_keys
+        else "A bearer token is required."
+    )
+    return problem(401, detail, headers={"WWW-Authenticate": _challenge("Bearer")})
 
 
 token_auth.verify_token(_verify_access_token)
 refresh_auth.verify_token(_verify_refresh_token)
-token_auth.get_user_roles(_user_roles)
-token_auth.error_processor(_auth_error)
-refresh_auth.error_processor(_auth_error)
+api_key_auth.verify_token(_verify_api_key)
+for _auth in (token_auth, refresh_auth, api_key_auth):
+    _auth.error_processor(_auth_error)
 
 
 def current_user() -> User:
     """The user authenticated for this request (inside a protected view)."""
     user: User = g.flask_httpauth_user
     return user
+
+
+def current_scopes() -> frozenset[str]:
+    """The scopes of this request's credential."""
+    scopes: frozenset[str] = g.get("auth_scopes", frozenset())
+    return scopes
+
+
+# --- authorization ---------------------------------------------------------------------
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def _authorize(scope: Scope | None, role: Role | None) -> None:
+    user = current_user()
+    if role is not None and user.role != role.value:
+        raise ForbiddenError(f"Only the {role.value} role can use this operation.")
+    if scope is not None and scope.value not in current_scopes():
+        scheme = g.get("auth_scheme", "Bearer")
+        challenge = _challenge(scheme, error="insufficient_scope", scope=scope.value)
+        raise ForbiddenError(
+            f"This credential lacks the scope `{scope.value}` that this operation needs.",
+            headers={"WWW-Authenticate": challenge},
+        )
+
+
+def requires(
+    scope: Scope | None = None, *, role: Role | None = None, sessions_only: bool = False
+) -> Callable[[View], View]:
+    """Protect a view: authenticate, then require `scope` (and `role`, for admin routes).
+
+    `sessions_only=True` accepts login tokens only: for operations that manage
+    credentials, which a leaked key must not be able to do (mint more keys, take over the
+    account). Use it in place of APIFlask's `auth_required`, under the route decorator.
+    """
+    auth = token_auth if sessions_only else token_or_key_auth
+    scopes = [scope.value] if scope is not None else []
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def authorized(*args: Any, **kwargs: Any) -> Any:
+            _authorize(scope, role)
+            return view(*args, **kwargs)
+
+        # What APIFlask's `auth_required` records for the spec, plus the scope and role:
+        # each security requirement lists them (OpenAPI 3.1 allows role names there).
+        spec: dict[str, Any] = authorized.__dict__.setdefault("_spec", {})
+        extensions = dict(spec.get("extensions") or {})
+        extensions["x-required-scopes"] = scopes
+        if role is not None:
+            extensions["x-required-role"] = role.value
+        spec.update(
+            auth=auth,
+            roles=scopes + ([role.value] if role is not None else []),
+            extensions=extensions,
+        )
+        protected: View = auth.login_required(authorized)
+        return protected
+
+    return decorator
+
+
+# --- Flask-JWT-Extended callbacks ------------------------------------------------------
 
 
 @jwt.user_lookup_loader
@@ -175,3 +277,7 @@ def _is_revoked(jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> bool:
 
 def init_app(app: APIFlask) -> None:
     jwt.init_app(app)
+    # APIFlask warns when one scheme is registered twice while it collects the schemes
+    # of the spec, which happens when `token_auth` guards some operations alone and
+    # others inside `token_or_key_auth`. Registered here once, in advance, it is not.
+    app._auths.update({token_auth, refresh_auth, api_key_auth, token_or_key_auth})

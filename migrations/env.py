@@ -61,6 +61,10 @@ def run_migrations_online():
     conf_args.setdefault("process_revision_directives", process_revision_directives)
 
     def run(connection):
+        if connection.dialect.name == "sqlite":
+            # SQLite alters a table by copying it and dropping the original; with foreign
+            # keys on, that DROP would cascade and delete the rows of child tables.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),
@@ -69,6 +73,8 @@ def run_migrations_online():
         )
         with context.begin_transaction():
             context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
 
     # pytest-alembic hands over an engine or connection of its own.
     given = config.attributes.get("connection") or get_engine()

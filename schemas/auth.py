@@ -1,43 +1,16 @@
-"""Registration, login and token shapes."""
+"""Registration, login, token and password reset shapes."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from apiflask import Schema, fields, validators
-from marshmallow import post_load
 
-USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
-PASSWORD_LENGTH = validators.Length(min=8, max=128)
+from schemas.users import LowerCaseIdentity, email_field, password_field, username_field
 
 
-class RegisterIn(Schema):
-    username = fields.String(
-        required=True,
-        validate=validators.Regexp(
-            USERNAME_PATTERN,
-            error="3..32 characters: letters, digits, '_', '.', '-'; starts with a letter "
-            "or digit.",
-        ),
-        metadata={"description": "Case-insensitive; stored lower-case.", "example": "alice"},
-    )
-    email = fields.Email(
-        required=True,
-        validate=validators.Length(max=254),
-        metadata={"description": "Case-insensitive.", "example": "alice@example.com"},
-    )
-    password = fields.String(
-        required=True,
-        load_only=True,
-        validate=PASSWORD_LENGTH,
-        metadata={"description": "8..128 characters.", "example": "correct horse battery"},
-    )
-
-    @post_load
-    def normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        data["username"] = data["username"].lower()
-        data["email"] = data["email"].lower()
-        return data
+class RegisterIn(LowerCaseIdentity):
+    username = username_field(required=True)
+    email = email_field(required=True)
+    password = password_field(required=True)
 
 
 class LoginIn(Schema):
@@ -62,3 +35,23 @@ class TokenOut(Schema):
     expires_in = fields.Integer(
         required=True, metadata={"description": "Access token lifetime in seconds."}
     )
+
+
+class PasswordResetIn(Schema):
+    email = email_field(required=True)
+
+
+class PasswordResetRequestedOut(Schema):
+    detail = fields.String(required=True)
+    expires_in = fields.Integer(
+        required=True, metadata={"description": "Lifetime of an emailed token, in seconds."}
+    )
+
+
+class PasswordResetConfirmIn(Schema):
+    token = fields.String(
+        required=True,
+        validate=validators.Length(min=1, max=200),
+        metadata={"description": "The token from the email."},
+    )
+    password = password_field("The new password, 8..128 characters.", required=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema, fields, validators
-from marshmallow import RAISE
+from marshmallow import RAISE, ValidationError, validates_schema
 
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
@@ -18,6 +18,21 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid")
         return value
+
+
+def not_blank(value: str) -> None:
+    """A validator: the string has a character other than whitespace."""
+    if not value.strip():
+        raise ValidationError("Must contain a non-space character.")
+
+
+class PatchSchema(Schema):
+    """A partial update: any of the fields, at least one."""
+
+    @validates_schema
+    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data:
+            raise ValidationError("Send at least one field to change.")
 
 
 def Enum(values: Any, **kwargs: Any) -> fields.String:  # noqa: N802 - reads as a field type

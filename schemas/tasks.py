@@ -5,20 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema, fields, validators
-from marshmallow import ValidationError, post_load, validates_schema
+from marshmallow import ValidationError, post_load
 
 from api.models import TaskPriority, TaskStatus
-from schemas.common import Enum, PageQuery, Pagination
+from schemas.common import Enum, PageQuery, Pagination, PatchSchema, not_blank
 
 TITLE_LENGTH = validators.Length(min=1, max=200)
 MAX_TAGS = 20
 SORT_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
 DEFAULT_SORT = "-created_at"
-
-
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must contain a non-space character.")
 
 
 def _normalise_tags(tags: list[str]) -> list[str]:
@@ -30,14 +25,14 @@ def _normalise_tags(tags: list[str]) -> list[str]:
 
 
 def _tag_field() -> fields.String:
-    return fields.String(validate=[validators.Length(min=1, max=50), _not_blank])
+    return fields.String(validate=[validators.Length(min=1, max=50), not_blank])
 
 
 class TaskIn(Schema):
     """A whole task, for `createTask` and `replaceTask` (omitted fields take defaults)."""
 
     title = fields.String(
-        required=True, validate=[TITLE_LENGTH, _not_blank], metadata={"example": "Write report"}
+        required=True, validate=[TITLE_LENGTH, not_blank], metadata={"example": "Write report"}
     )
     description = fields.String(
         load_default=None,
@@ -69,20 +64,15 @@ class TaskIn(Schema):
         return data
 
 
-class TaskPatchIn(TaskIn):
+class TaskPatchIn(PatchSchema, TaskIn):
     """Some fields of a task, for `updateTask`; at least one."""
 
-    title = fields.String(validate=[TITLE_LENGTH, _not_blank], metadata={"example": "New title"})
+    title = fields.String(validate=[TITLE_LENGTH, not_blank], metadata={"example": "New title"})
     description = fields.String(allow_none=True, validate=validators.Length(max=10_000))
     status = Enum(TaskStatus)
     priority = Enum(TaskPriority)
     due_date = fields.AwareDateTime(allow_none=True)
     tags = fields.List(_tag_field(), validate=validators.Length(max=MAX_TAGS))
-
-    @validates_schema
-    def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data:
-            raise ValidationError("Send at least one field to change.")
 
 
 class TaskStatusIn(Schema):

@@ -1,11 +1,65 @@
-"""User shapes. `password_hash` never leaves the server."""
+"""User shapes. `password_hash` never leaves the server; nobody sets their own role."""
 
 from __future__ import annotations
 
-from apiflask import Schema, fields
+from typing import Any
+
+from apiflask import Schema, fields, validators
+from marshmallow import ValidationError, post_load, validates_schema
 
 from api.models import Role, Tier
-from schemas.common import Enum
+from schemas.common import Enum, PageQuery, Pagination, PatchSchema, StrictBoolean
+
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
+PASSWORD_LENGTH = validators.Length(min=8, max=128)
+
+
+def username_field(**kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validators.Regexp(
+            USERNAME_PATTERN,
+            error="3..32 characters: letters, digits, '_', '.', '-'; starts with a letter "
+            "or digit.",
+        ),
+        metadata={"description": "Case-insensitive; stored lower-case.", "example": "alice"},
+        **kwargs,
+    )
+
+
+def email_field(**kwargs: Any) -> fields.Email:
+    return fields.Email(
+        validate=validators.Length(max=254),
+        metadata={"description": "Case-insensitive.", "example": "alice@example.com"},
+        **kwargs,
+    )
+
+
+def password_field(description: str = "8..128 characters.", **kwargs: Any) -> fields.String:
+    return fields.String(
+        load_only=True,
+        validate=PASSWORD_LENGTH,
+        metadata={"description": description, "example": "correct horse battery"},
+        **kwargs,
+    )
+
+
+def current_password_field(description: str) -> fields.String:
+    return fields.String(
+        load_only=True,
+        validate=validators.Length(min=1, max=128),
+        metadata={"description": description},
+    )
+
+
+class LowerCaseIdentity(Schema):
+    """Usernames and emails are case-insensitive: stored and compared lower-case."""
+
+    @post_load
+    def normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        for name in ("username", "email"):
+            if name in data:
+                data[name] = data[name].lower()
+        return data
 
 
 class UserOut(Schema):
@@ -17,3 +71,50 @@ class UserOut(Schema):
     is_active = fields.Boolean(required=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
+
+
+class UserPatchIn(LowerCaseIdentity):
+    """Your own username and email; changing the email needs your current password."""
+
+    username = username_field()
+    email = email_field()
+    current_password = current_password_field("Required with `email`.")
+
+    @validates_schema
+    def check(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not data.keys() - {"current_password"}:
+            raise ValidationError("Send `username` or `email` to change.")
+        if "email" in data and "current_password" not in data:
+            raise ValidationError("Required to change the email.", "current_password")
+
+
+class PasswordChangeIn(Schema):
+    password = password_field("The new password, 8..128 characters.", required=True)
+    current_password = current_password_field(
+        "Required unless the access token is fresh (straight from `login`)."
+    )
+
+
+class UserAdminPatchIn(PatchSchema):
+    """What an admin changes about an account."""
+
+    role = Enum(Role)
+    tier = Enum(Tier)
+    is_active = StrictBoolean(
+        metadata={"description": "`false` ends the user's sessions and API keys at once."}
+    )
+
+
+class UserQuery(PageQuery):
+    role = Enum(Role)
+    tier = Enum(Tier)
+    is_active = fields.Boolean()
+    q = fields.String(
+        validate=validators.Length(min=1, max=254),
+        metadata={"description": "Case-insensitive text in the username or email."},
+    )
+
+
+class UserList(Schema):
+    data = fields.List(fields.Nested(UserOut), required=True)
+    pagination = fields.Nested(Pagination, required=True)

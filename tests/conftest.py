@@ -1,9 +1,10 @@
-"""Fixtures: one app per database backend, a client, users and their tokens.
+"""Fixtures: one app per backend, a client, users and their tokens.
 
-Every test that uses `app` runs on SQLite and, when `TEST_DATABASE_URL` is set, again on
-a real PostgreSQL (in a database created for this run and dropped after it).
-`REQUIRE_TEST_TIERS=postgresql,redis` (set by `.ci/run`) makes a missing tier an error
-instead of a skip.
+Every test that uses `app` runs on SQLite; when `TEST_DATABASE_URL` is set, again on a
+real PostgreSQL (in a database created for this run and dropped after it); and when
+`TEST_REDIS_URL` is set, again on SQLite with the Redis revocation store (under a key
+prefix of its own, removed after each test). `REQUIRE_TEST_TIERS=postgresql,redis` (set
+by `.ci/run`) makes a missing tier an error instead of a skip.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from flask.testing import FlaskClient
+from redis import Redis, RedisError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -40,7 +42,20 @@ def tier_missing(tier: str, reason: str) -> None:
 
 
 def backends() -> list[str]:
-    return ["sqlite", "postgresql"]
+    return ["sqlite", "postgresql", "redis"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `redis` backend runs only in modules marked `redis_tier` (authentication,
+    accounts, keys): elsewhere it would repeat the SQLite run, at the suite's expense."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_redis = callspec is not None and callspec.params.get("app") == "redis"
+        (drop if on_redis and item.get_closest_marker("redis_tier") is None else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @contextmanager
@@ -75,6 +90,16 @@ def postgres_server() -> str:
     return base
 
 
+# Commits do not wait for the WAL to reach the disk: a crash could lose the last
+# transactions of a test database, which is thrown away anyway. Tests run much faster.
+POSTGRES_TEST_OPTIONS = {
+    "SQLALCHEMY_ENGINE_OPTIONS": {
+        "pool_pre_ping": True,
+        "connect_args": {"options": "-c synchronous_commit=off"},
+    }
+}
+
+
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session."""
@@ -84,15 +109,14 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """`TEST_REDIS_URL` (use a spare db number, e.g. /15), checked to answer; skips (or
-    fails in CI) otherwise. Tests must only flush the keys they created."""
+    """`TEST_REDIS_URL`, checked to answer; skips (or fails in CI) otherwise."""
     url = os.environ.get("TEST_REDIS_URL")
     if not url:
         tier_missing("redis", "TEST_REDIS_URL is not set")
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    client = Redis.from_url(url, socket_timeout=2)
     try:
         client.ping()
-    except redis.RedisError as error:
+    except RedisError as error:
         tier_missing("redis", f"cannot reach Redis: {error}")
     finally:
         client.close()
@@ -103,6 +127,48 @@ def redis_url() -> str:
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
 
 
+def redis_config(url: str) -> dict[str, Any]:
+    """Settings for the Redis revocation store, under a key prefix no one else uses
+    (other test runs may share this Redis)."""
+    prefix = f"tasks-api-test-{uuid.uuid4().hex[:10]}:"
+    # Only the revocation store: limits and the response cache stay in memory here
+    # (their Redis tiers live in tests/test_limits.py and tests/test_cache.py).
+    return {
+        "REDIS_URL": url,
+        "REVOCATION_KEY_PREFIX": prefix,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "CACHE_TYPE": "SimpleCache",
+    }
+
+
+# Nothing listens on port 1: connections are refused at once.
+# (The revocation store's; limits and cache keep to memory, as in `redis_config`.)
+UNREACHABLE_REDIS = {
+    "REDIS_URL": "redis://127.0.0.1:1/0",
+    "REDIS_SOCKET_TIMEOUT": 0.2,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "CACHE_TYPE": "SimpleCache",
+}
+
+
+def clear_redis(app: TasksAPI) -> None:
+    """Delete every key of `app`'s prefix (never the whole Redis database)."""
+    client: Redis | None = app.extensions.get("redis")
+    if client is not None:
+        keys = list(client.scan_iter(match=app.config["REVOCATION_KEY_PREFIX"] + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def dispose(app: TasksAPI) -> None:
+    """Close `app`'s connections (pytest turns unclosed sockets into errors)."""
+    client: Redis | None = app.extensions.get("redis")
+    if client is not None:
+        client.close()
+    with app.app_context():
+        db.engine.dispose()
+
+
 def make_app(database_url: str, **config: Any) -> TasksAPI:
     return create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **config})
 
@@ -111,17 +177,22 @@ def make_app(database_url: str, **config: Any) -> TasksAPI:
 def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TasksAPI]:
+    config: dict[str, Any] = {}
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
+        config = POSTGRES_TEST_OPTIONS
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'tasks.db'}"
-    application = make_app(url)
+    if request.param == "redis":
+        config = redis_config(request.getfixturevalue("redis_url"))
+    application = make_app(url, **config)
     with application.app_context():
         db.create_all()
     yield application
+    clear_redis(application)
     with application.app_context():
         db.drop_all()
-        db.engine.dispose()
+    dispose(application)
 
 
 @pytest.fixture(autouse=True)
@@ -131,6 +202,7 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
+    clear_redis(application)
     with application.app_context():
         db.session.remove()
         with db.engine.begin() as conn:
@@ -191,6 +263,26 @@ def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., d
         return bearer(login(client, username)["access_token"])
 
     return headers
+
+
+class Clock:
+    """The services' time (`api.services.clock.now`), moved on by tests instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, **delta: float) -> None:
+        self.offset += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr("api.services.clock.now", moved.now)
+    return moved
 
 
 @pytest.fixture(scope="session")

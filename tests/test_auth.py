@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
+from apiflask import HTTPError
 from argon2 import PasswordHasher
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token, create_refresh_token
@@ -20,8 +21,12 @@ from api.cli import DEMO_TASKS, DEMO_USER
 from api.extensions import db
 from api.models import RevokedToken, Role, Task, User
 from api.openapi import TasksAPI
-from tests.conftest import PASSWORD, bearer, login
+from api.services.auth import login_failed
+from tests.conftest import PASSWORD, Clock, bearer, login
 from tests.test_errors import assert_problem, count
+
+# Also run with the Redis revocation store (see conftest).
+pytestmark = pytest.mark.redis_tier
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
@@ -255,6 +260,72 @@ def test_login_failures_are_indistinguishable(
     assert len(details) == 1
 
 
+@pytest.fixture
+def failed_logins() -> Iterator[list[dict[str, Any]]]:
+    """What `login_failed` receivers are told, one dict per failure."""
+    seen: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **details: Any) -> None:
+        seen.append(details)
+
+    with login_failed.connected_to(receiver):
+        yield seen
+
+
+def test_every_login_failure_is_announced_for_rate_limits(
+    client: FlaskClient, make_user: MakeUser, failed_logins: list[dict[str, Any]]
+) -> None:
+    alice = make_user("alice")
+    bob = make_user("bob", is_active=False)
+    client.post(LOGIN, json={"login": "Alice", "password": "wrong password"})
+    client.post(LOGIN, json={"login": "nobody", "password": PASSWORD})
+    client.post(LOGIN, auth=("bob", PASSWORD), environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    login(client, "alice")  # a success is not announced
+
+    assert failed_logins == [
+        {"login": "alice", "user_id": alice.id, "remote_addr": "127.0.0.1"},
+        {"login": "nobody", "user_id": None, "remote_addr": "127.0.0.1"},
+        {"login": "bob", "user_id": bob.id, "remote_addr": "192.0.2.7"},
+    ]
+
+
+def test_a_wrong_current_password_is_announced_too(
+    client: FlaskClient, make_user: MakeUser, failed_logins: list[dict[str, Any]]
+) -> None:
+    alice = make_user("alice")
+    headers = bearer(login(client, "alice")["access_token"])
+    body = {"password": "new password 123", "current_password": "guess"}
+    assert client.put(f"{ME}/password", json=body, headers=headers).status_code == 403
+    assert failed_logins == [{"login": "alice", "user_id": alice.id, "remote_addr": "127.0.0.1"}]
+
+
+def test_a_receiver_can_stop_a_login(
+    client: FlaskClient, make_user: MakeUser, failed_logins: list[dict[str, Any]]
+) -> None:
+    # How a rate limit refuses: raise from the receiver; the client gets that error.
+    def too_many(sender: Any, **details: Any) -> None:
+        raise HTTPError(429, "Too many failed logins.", headers={"Retry-After": "60"})
+
+    make_user("alice")
+    with login_failed.connected_to(too_many):
+        response = client.post(LOGIN, json={"login": "alice", "password": "wrong"})
+    body = assert_problem(response, 429)
+    assert body["detail"] == "Too many failed logins."
+    assert response.headers["Retry-After"] == "60"
+
+
+def test_tokens_carry_their_family_and_generation(client: FlaskClient, make_user: MakeUser) -> None:
+    make_user("alice")
+    pair = login(client, "alice")
+    access, refresh = claims(pair["access_token"]), claims(pair["refresh_token"])
+    assert access["fam"] == refresh["fam"]
+    assert access["gen"] == refresh["gen"] == 0
+    assert access["fresh"] is True
+    rotated = client.post(REFRESH, headers=bearer(pair["refresh_token"])).get_json()
+    assert claims(rotated["access_token"])["fam"] == access["fam"]
+    assert claims(rotated["access_token"])["fresh"] is False
+
+
 @pytest.mark.parametrize("body", [None, {}], ids=["no-body", "empty-object"])
 def test_login_without_credentials_is_422(client: FlaskClient, body: dict[str, str] | None) -> None:
     response = client.post(LOGIN, json=body) if body is not None else client.post(LOGIN)
@@ -437,8 +508,10 @@ def test_reusing_a_rotated_refresh_token_revokes_its_family(
     make_user("alice")
     old = login(client, "alice")
     new = client.post(REFRESH, headers=bearer(old["refresh_token"])).get_json()
+    assert client.get(ME, headers=bearer(new["access_token"])).status_code == 200
     assert_token_refused(client.post(REFRESH, headers=bearer(old["refresh_token"])))
     assert_token_refused(client.post(REFRESH, headers=bearer(new["refresh_token"])))
+    assert_token_refused(client.get(ME, headers=bearer(new["access_token"])))
 
 
 def test_refresh_twice_inside_the_grace_window_both_succeed(
@@ -460,17 +533,17 @@ def test_refresh_twice_inside_the_grace_window_both_succeed(
 
 
 def test_reuse_after_the_grace_window_revokes_the_family(
-    app: TasksAPI, client: FlaskClient, make_user: MakeUser, monkeypatch: pytest.MonkeyPatch
+    app: TasksAPI,
+    client: FlaskClient,
+    make_user: MakeUser,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     monkeypatch.setitem(app.config, "REFRESH_REUSE_GRACE_SECONDS", 60)
     make_user("alice")
     old = login(client, "alice")
     new = client.post(REFRESH, headers=bearer(old["refresh_token"])).get_json()
-    with app.app_context():  # the rotation happened two minutes ago
-        db.session.execute(
-            update(RevokedToken).values(revoked_at=datetime.now(UTC) - timedelta(minutes=2))
-        )
-        db.session.commit()
+    clock.advance(minutes=2)  # the rotation happened two minutes ago
     assert_token_refused(client.post(REFRESH, headers=bearer(old["refresh_token"])))
     assert_token_refused(client.post(REFRESH, headers=bearer(new["refresh_token"])))
     assert_token_refused(client.get("/api/v1/users/me", headers=bearer(new["access_token"])))

@@ -23,6 +23,8 @@ MISSING = object()
 # Settings read from the environment that a developer's shell might have set.
 _ENV_KEYS = ("APP_ENV", "DATABASE_URL", "MAX_CONTENT_LENGTH", "DEBUG", *SECRET_KEYS)
 _ENV_KEYS += ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES")
+_ENV_KEYS += ("REDIS_URL", "REDIS_SOCKET_TIMEOUT", "MAIL_BACKEND", "MAIL_PORT", "MAIL_USE_TLS")
+_ENV_KEYS += ("PASSWORD_RESET_TTL_SECONDS", "REFRESH_REUSE_GRACE_SECONDS")
 
 
 @pytest.fixture(autouse=True)
@@ -168,3 +170,35 @@ def test_sqlite_default_lives_in_the_instance_folder(
         finally:
             db.engine.dispose()
     assert (instance / "tasks.db").is_file()
+
+
+def test_identity_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://redis.internal:6380/2")
+    monkeypatch.setenv("REDIS_SOCKET_TIMEOUT", "0.25")
+    monkeypatch.setenv("REFRESH_REUSE_GRACE_SECONDS", "5")
+    monkeypatch.setenv("PASSWORD_RESET_TTL_SECONDS", "600")
+    monkeypatch.setenv("MAIL_BACKEND", "smtp")
+    monkeypatch.setenv("MAIL_PORT", "587")
+    monkeypatch.setenv("MAIL_USE_TLS", "true")
+    app = create_app({"APP_ENV": "development"})
+
+    assert app.config["REDIS_SOCKET_TIMEOUT"] == 0.25
+    assert app.config["REFRESH_REUSE_GRACE_SECONDS"] == 5
+    assert app.config["PASSWORD_RESET_TTL_SECONDS"] == 600
+    assert app.config["MAIL_PORT"] == 587
+    assert app.config["MAIL_USE_TLS"] is True
+    # Handed on to the clients, which connect lazily (nothing listens there).
+    kwargs = app.extensions["redis"].connection_pool.connection_kwargs
+    assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("redis.internal", 6380, 2)
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == 0.25
+    mailman = app.extensions["mailman"]
+    assert (mailman.backend, mailman.port, mailman.use_tls) == ("smtp", 587, True)
+
+
+@pytest.mark.parametrize(
+    ("profile", "backend"), [("development", "console"), ("testing", "locmem")]
+)
+def test_email_goes_to_the_console_by_default(profile: str, backend: str) -> None:
+    app = create_app({"APP_ENV": profile})
+    assert app.extensions["mailman"].backend == backend
+    assert app.extensions["redis"] is None  # no Redis unless REDIS_URL is set

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from flask.testing import FlaskClient
 
 from api.openapi import TasksAPI
-from tests.conftest import make_app
+from tests.conftest import UNREACHABLE_REDIS, make_app
+
+# Also run with the Redis revocation store (see conftest).
+pytestmark = pytest.mark.redis_tier
 
 
 def test_live_touches_nothing(client: FlaskClient) -> None:
@@ -14,13 +20,31 @@ def test_live_touches_nothing(client: FlaskClient) -> None:
     assert response.get_json() == {"status": "ok", "checks": {}}
 
 
-def test_ready_checks_the_database(client: FlaskClient) -> None:
+def test_ready_checks_the_database_and_redis_when_configured(
+    app: TasksAPI, client: FlaskClient
+) -> None:
     response = client.get("/health/ready")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "checks": {"database": {"status": "ok"}}}
+    checks = {"database": {"status": "ok"}}
+    if app.config["REDIS_URL"]:
+        checks["redis"] = {"status": "ok"}
+    assert response.get_json() == {"status": "ok", "checks": checks}
 
 
-def test_ready_is_503_problem_when_the_database_is_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_ready_is_503_problem_when_redis_is_down(tmp_path: Path) -> None:
+    app = make_app(f"sqlite:///{tmp_path / 'tasks.db'}", **UNREACHABLE_REDIS)
+    response = app.test_client().get("/health/ready")
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["checks"] == {
+        "database": {"status": "ok"},
+        "redis": {"status": "fail", "detail": "ConnectionError"},
+    }
+    assert "redis" in body["detail"]
+
+
+def test_ready_is_503_problem_when_the_database_is_down(tmp_path: Path) -> None:
     # A SQLite URL in a directory that does not exist cannot be opened.
     app: TasksAPI = make_app(f"sqlite:///{tmp_path}/missing/dir/tasks.db")
     response = app.test_client().get("/health/ready")

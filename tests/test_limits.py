@@ -21,7 +21,7 @@ from werkzeug.test import TestResponse
 from api.extensions import cache, db, limiter
 from api.models import Task, User
 from api.openapi import TasksAPI
-from tests.conftest import PASSWORD, UNREACHABLE_REDIS_URL, make_app
+from tests.conftest import PASSWORD, UNREACHABLE_REDIS_URL, bearer, login, make_app
 from tests.test_errors import assert_problem
 
 API = "/api/v1"
@@ -718,3 +718,23 @@ def test_spec_documents_429_and_rate_limit_headers_on_every_api_operation(
                 assert response["headers"].get(name) == ref, f"{where} {status} {name}"
         checked += 1
     assert checked >= 12
+
+
+def test_api_key_requests_share_their_owners_budget(
+    app: TasksAPI, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A key is its owner's credential: it draws on the owner's budget, from any IP.
+    make_user("alice")
+    client = client_at(app, "192.0.2.90")
+    token = login(client, "alice")["access_token"]
+    created = client.post(
+        "/api/v1/api-keys", json={"name": "ci", "scopes": ["tasks:read"]}, headers=bearer(token)
+    )
+    assert created.status_code == 201
+    key = {"X-API-Key": created.get_json()["secret"]}
+    set_limit(monkeypatch, app, "RATE_LIMIT_FREE", "3 per minute")
+    elsewhere = client_at(app, "192.0.2.91")
+    assert elsewhere.get("/api/v1/tasks", headers=key).status_code == 200
+    assert client.get("/api/v1/tasks", headers=bearer(token)).status_code == 200
+    assert elsewhere.get("/api/v1/tasks", headers=key).status_code == 200
+    assert_rate_limited(client_at(app, "192.0.2.92").get("/api/v1/tasks", headers=key), 3)

@@ -18,6 +18,12 @@ METHODS = ("get", "post", "put", "patch", "delete")
 CAMEL_CASE = re.compile(r"^[a-z]+(?:[A-Z][a-z0-9]*)*$")
 # Operations anyone may call without a token.
 PUBLIC = {"register", "login", "getLiveness", "getReadiness"}
+PUBLIC |= {"requestPasswordReset", "confirmPasswordReset"}
+# Operations that take a login token but no API key: they manage credentials, which a
+# leaked key must not be able to do. `refreshToken` takes a refresh token.
+SESSIONS_ONLY = {"logout", "updateCurrentUser", "changePassword"}
+SESSIONS_ONLY |= {"createApiKey", "listApiKeys", "getApiKey", "deleteApiKey"}
+SCOPES = {"tasks:read", "tasks:write", "reports:write", "users:read", "users:write"}
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +75,9 @@ def test_operation_ids_are_explicit_unique_camel_case(spec: dict[str, Any]) -> N
     assert [i for i in ids if not CAMEL_CASE.match(i)] == []
     assert {"listTasks", "getTask", "createTask", "replaceTask", "updateTask"} <= set(ids)
     assert {"deleteTask", "login", "register", "refreshToken", "logout"} <= set(ids)
+    assert {"listUsers", "getUser", "updateUser", "deleteUser", "getCurrentUser"} <= set(ids)
+    assert {"updateCurrentUser", "changePassword", "requestPasswordReset"} <= set(ids)
+    assert {"confirmPasswordReset", "createApiKey", "listApiKeys", "deleteApiKey"} <= set(ids)
 
 
 def test_every_operation_is_under_a_described_tag(spec: dict[str, Any]) -> None:
@@ -82,6 +91,10 @@ def test_no_component_is_emitted_twice(spec: dict[str, Any]) -> None:
     names = list(spec["components"]["schemas"])
     assert [name for name in names if name[-1].isdigit()] == []
     assert {"TaskIn", "TaskPatchIn", "TaskOut", "TaskList", "Problem"} <= set(names)
+    assert {"UserOut", "UserPatchIn", "UserAdminPatchIn", "UserList", "PasswordChangeIn"} <= set(
+        names
+    )
+    assert {"ApiKeyIn", "ApiKeyOut", "ApiKeyCreatedOut", "ApiKeyList"} <= set(names)
 
 
 def test_every_error_response_is_a_documented_problem(spec: dict[str, Any]) -> None:
@@ -127,6 +140,34 @@ def test_protected_operations_declare_security_and_401(spec: dict[str, Any]) -> 
         "scheme": "bearer",
         "description": schemes["BearerAuth"]["description"],
     }
+
+
+def test_protected_operations_show_both_schemes_and_their_scope(spec: dict[str, Any]) -> None:
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["ApiKeyAuth"]["type"] == "apiKey"
+    assert (schemes["ApiKeyAuth"]["in"], schemes["ApiKeyAuth"]["name"]) == ("header", "X-API-Key")
+    checked = 0
+    for _, _, operation in operations(spec):
+        name = operation["operationId"]
+        if name in PUBLIC or name == "refreshToken":
+            continue
+        scopes = operation["x-required-scopes"]
+        assert set(scopes) <= SCOPES, name
+        needs = scopes + [operation[key] for key in ("x-required-role",) if key in operation]
+        accepted = ["BearerAuth"] if name in SESSIONS_ONLY else ["BearerAuth", "ApiKeyAuth"]
+        assert operation["security"] == [{scheme: needs} for scheme in accepted], name
+        if needs:
+            assert "403" in operation["responses"], name
+            for need in needs:
+                assert need in operation["responses"]["403"]["description"], name
+        checked += 1
+    assert checked >= 20
+
+
+def test_every_scope_guards_an_operation_but_reports(spec: dict[str, Any]) -> None:
+    # `reports:write` is granted already; its operations come with the reports resource.
+    used = {s for _, _, op in operations(spec) for s in op.get("x-required-scopes", [])}
+    assert used == SCOPES - {"reports:write"}
 
 
 def _example_path(path: str) -> str:

@@ -17,4 +17,5 @@ class RevokedToken(Base):
     token_type: Mapped[str] = mapped_column(String(10))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[datetime] = mapped_column(index=True)
-    revoked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Indexed: the Redis copy of the blocklist is caught up by revocation time.
+    revoked_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, String
+from sqlalchemy import CheckConstraint, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.models.base import Base, utcnow
@@ -41,6 +41,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=Role.USER)
     tier: Mapped[str] = mapped_column(String(16), default=Tier.FREE)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # Every token carries the generation it was issued in; bumping it (password change or
+    # reset, deactivation) revokes all the user's earlier tokens with one blocklist entry.
+    token_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -6,8 +6,9 @@ from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 
 from api.extensions import cache
+from api.models import Role
 from api.routes import ViewResult
-from api.security import token_auth
+from api.security import requires
 
 bp = APIBlueprint(
     "admin",
@@ -18,9 +19,9 @@ bp = APIBlueprint(
 
 
 @bp.delete("/cache")
-@bp.auth_required(token_auth, roles=["admin"])
+@requires(role=Role.ADMIN)
 @bp.output(EmptySchema, status_code=204, description="Cache cleared.")
-@bp.doc(operation_id="clearCache", responses={403: "Admins only."})
+@bp.doc(operation_id="clearCache")
 def clear_cache() -> ViewResult:
     """Clear the response cache for every user."""
     cache.clear()

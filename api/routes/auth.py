@@ -1,4 +1,4 @@
-"""Register, log in, refresh and log out."""
+"""Register, log in, refresh, log out, reset a forgotten password."""
 
 from __future__ import annotations
 
@@ -9,11 +9,19 @@ from apiflask.schemas import EmptySchema
 from flask import request, url_for
 from marshmallow import ValidationError, missing
 
-from api.limits import limit_login, register_limit
+from api.http import NO_STORE
+from api.limits import limit_login, password_reset_limit, register_limit
 from api.routes import ViewResult
-from api.security import current_user, refresh_auth, token_auth
-from api.services import auth
-from schemas.auth import LoginIn, RegisterIn, TokenOut
+from api.security import current_user, refresh_auth, requires
+from api.services import auth, password_reset
+from schemas.auth import (
+    LoginIn,
+    PasswordResetConfirmIn,
+    PasswordResetIn,
+    PasswordResetRequestedOut,
+    RegisterIn,
+    TokenOut,
+)
 from schemas.common import LocationHeader
 from schemas.users import UserOut
 
@@ -24,8 +32,6 @@ bp = APIBlueprint(
     url_prefix="/api/v1/auth",
 )
 
-# Tokens must not be stored by browsers or proxies.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _login_schema = LoginIn()
 
 
@@ -61,7 +67,8 @@ def login(body: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Log in with username or email and password.
 
     Send `{"login", "password"}` as JSON, or the same as HTTP Basic credentials.
-    Unknown accounts, wrong passwords and deactivated accounts get the same 401.
+    Unknown accounts, wrong passwords and deactivated accounts get the same 401, in the
+    same time. Each failure is announced on `api.services.auth.login_failed`.
     """
     username, password = _credentials(body)
     user = auth.authenticate(username, password)
@@ -86,10 +93,42 @@ def refresh_token() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @bp.post("/logout")
-@bp.auth_required(token_auth)
+@requires(sessions_only=True)
 @bp.output(EmptySchema, status_code=204, description="Logged out.")
 @bp.doc(operation_id="logout")
 def logout() -> tuple[str, int]:
     """Revoke this access token and its refresh token."""
     auth.logout()
+    return "", 204
+
+
+@bp.post("/password-reset")
+@password_reset_limit
+@bp.input(PasswordResetIn, location="json")
+@bp.output(PasswordResetRequestedOut, status_code=202, description="Always, for any address.")
+@bp.doc(operation_id="requestPasswordReset")
+def request_password_reset(json_data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Email a password reset token.
+
+    The answer is the same whether or not an account has this address (so it cannot be
+    used to find accounts). The token is single use and short-lived.
+    """
+    password_reset.request_reset(json_data["email"])
+    ttl = int(password_reset.ttl().total_seconds())
+    detail = "If an active account has this email address, a reset token is on its way."
+    return {"detail": detail, "expires_in": ttl}, 202
+
+
+@bp.post("/password-reset/confirm")
+@password_reset_limit
+@bp.input(PasswordResetConfirmIn, location="json")
+@bp.output(EmptySchema, status_code=204, description="The password is changed.")
+@bp.doc(operation_id="confirmPasswordReset")
+def confirm_password_reset(json_data: dict[str, Any]) -> tuple[str, int]:
+    """Set a new password with an emailed reset token.
+
+    The token is consumed, and every token of the account is revoked (log in again).
+    An unknown, expired or used token is a 422 naming `token`.
+    """
+    password_reset.confirm_reset(json_data["token"], json_data["password"])
     return "", 204

@@ -7,7 +7,8 @@ from typing import Any
 from apiflask import APIBlueprint
 
 from api.cache import cached
-from api.security import current_user, token_auth
+from api.models import Scope
+from api.security import current_user, requires
 from api.services import tasks
 from schemas.tasks import TagList
 
@@ -20,7 +21,7 @@ bp = APIBlueprint(
 
 
 @bp.get("")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_READ)
 @cached
 @bp.output(TagList)
 @bp.doc(operation_id="listTags")

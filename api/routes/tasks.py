@@ -12,10 +12,10 @@ from api.cache import cached
 from api.conditional import ETagHeader, IfMatchHeader, check_if_match, task_etag
 from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import protected
-from api.models import Task
+from api.models import Scope, Task
 from api.pagination import ListHeaders, paginated
 from api.routes import ViewResult
-from api.security import current_user, token_auth
+from api.security import current_user, requires
 from api.services import tasks
 from schemas.common import LocationHeader
 from schemas.tasks import TaskIn, TaskList, TaskOut, TaskPatchIn, TaskQuery, TaskStatusIn
@@ -54,7 +54,7 @@ def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any
 
 
 @bp.get("")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_READ)
 @cached
 @bp.input(TaskQuery, location="query")
 @bp.output(TaskList, headers=ListHeaders, description="One page of tasks.")
@@ -65,7 +65,7 @@ def list_tasks(query_data: dict[str, Any]) -> ViewResult:
 
 
 @bp.post("")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @bp.input(IdempotencyKeyHeader, location="headers", arg_name="idempotency")
 @bp.input(TaskIn, location="json")
 @idempotent
@@ -82,7 +82,7 @@ def create_task(json_data: dict[str, Any], idempotency: dict[str, Any]) -> ViewR
 
 
 @bp.get("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_READ)
 @protected
 @cached
 @bp.output(TaskOut, headers=ETagHeader)
@@ -93,7 +93,7 @@ def get_task(task_id: int) -> ViewResult:
 
 
 @bp.put("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @protected
 @bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.input(TaskIn, location="json")
@@ -107,7 +107,7 @@ def replace_task(
 
 
 @bp.patch("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @protected
 @bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.input(TaskPatchIn, location="json")
@@ -121,7 +121,7 @@ def update_task(
 
 
 @bp.put("/<int:task_id>/status")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @protected
 @bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.input(TaskStatusIn, location="json")
@@ -135,7 +135,7 @@ def set_task_status(
 
 
 @bp.delete("/<int:task_id>")
-@bp.auth_required(token_auth)
+@requires(Scope.TASKS_WRITE)
 @protected
 @bp.input(IfMatchHeader, location="headers", arg_name="preconditions")
 @bp.output(EmptySchema, status_code=204, description="Deleted.")

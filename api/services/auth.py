@@ -1,32 +1,65 @@
-"""Registration, credentials and tokens."""
+"""Registration, credentials and tokens.
+
+Failed password checks (login, and the current password of a sensitive change) are
+announced on the `login_failed` signal: the one place where limits on password guessing
+(per account and per client address) plug in.
+"""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from flask import current_app
+from blinker import Namespace
+from flask import current_app, has_request_context, request
 from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
-from api.errors import ConflictError
+from api.errors import ConflictError, ForbiddenError
 from api.extensions import db
 from api.models import Role, User
 from api.security import hash_password, verify_password
 from api.services import tokens
+
+_signals = Namespace()
+login_failed = _signals.signal(
+    "login-failed",
+    doc="""Sent on every failed password check, before the 401 or 403 goes out.
+
+    Receivers get the app as sender and keyword arguments `login` (the username or email
+    tried, lower-cased), `user_id` (None when no account matched) and `remote_addr`.
+    Connect with `login_failed.connect(receiver)`; a receiver that raises (an
+    HTTPError 429, say) stops the request with that error.
+    """,
+)
+
+
+def _fail(login: str, user: User | None) -> None:
+    login_failed.send(
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        login=login,
+        user_id=user.id if user is not None else None,
+        remote_addr=request.remote_addr if has_request_context() else None,
+    )
 
 
 def register_user(username: str, email: str, password: str, role: str = Role.USER.value) -> User:
     """Create a user; 409 if the username or email is taken (checked by the DB)."""
     user = User(username=username, email=email, password_hash=hash_password(password), role=role)
     db.session.add(user)
+    commit_account()
+    return user
+
+
+def commit_account() -> None:
+    """Commit a new or changed account; 409 when its username or email is taken. The
+    unique constraints decide, so two requests racing for one name cannot both win."""
     try:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         raise ConflictError("That username or email is already registered.") from None
-    return user
 
 
 def authenticate(login: str, password: str) -> User | None:
@@ -39,13 +72,21 @@ def authenticate(login: str, password: str) -> User | None:
     user = db.session.scalar(select(User).where(or_(User.username == login, User.email == login)))
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
+        _fail(login, user)
         return None
     return user
 
 
+def check_current_password(user: User, password: str) -> None:
+    """403 unless `password` is `user`'s password (confirms a sensitive change)."""
+    if not verify_password(user.password_hash, password):
+        _fail(user.username, user)
+        raise ForbiddenError("The current password is wrong.")
+
+
 def issue_tokens(user: User, *, fresh: bool = True, family: str | None = None) -> dict[str, Any]:
     """A new access + refresh pair in `family` (a new family: a new login session)."""
-    claims = {"fam": family or str(uuid.uuid4())}
+    claims = {"fam": family or str(uuid.uuid4()), "gen": user.token_generation}
     identity = str(user.id)
     lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
     return {

@@ -1,19 +1,18 @@
-"""Dependency checks for the readiness probe, each bounded by a short timeout."""
+"""Dependency checks for the readiness probe, each bounded by a short timeout
+(the database's connect timeout, the Redis client's `REDIS_SOCKET_TIMEOUT`)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-import redis
-from flask import current_app
+from redis import Redis, RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.extensions import db
+from api.extensions import db, redis_client
 
 log = logging.getLogger(__name__)
-CHECK_TIMEOUT_SECONDS = 2.0
 
 
 def _failed(name: str, error: Exception) -> dict[str, Any]:
@@ -30,22 +29,18 @@ def check_database() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def check_redis(url: str) -> dict[str, Any]:
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS, socket_timeout=CHECK_TIMEOUT_SECONDS
-    )
+def check_redis(client: Redis) -> dict[str, Any]:
     try:
         client.ping()
-    except redis.RedisError as error:
+    except RedisError as error:
         return _failed("redis", error)
-    finally:
-        client.close()
     return {"status": "ok"}
 
 
 def check_dependencies() -> dict[str, dict[str, Any]]:
-    """Every configured dependency: the database, and Redis when REDIS_URL is set."""
+    """Each configured dependency's state: the database, and Redis when configured."""
     checks = {"database": check_database()}
-    if current_app.config.get("REDIS_URL"):
-        checks["redis"] = check_redis(current_app.config["REDIS_URL"])
+    client = redis_client()
+    if client is not None:
+        checks["redis"] = check_redis(client)
     return checks

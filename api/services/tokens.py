@@ -1,45 +1,102 @@
-"""The revocation store: revoked tokens and revoked token families.
+"""The revocation store: revoked tokens, token families and token generations.
 
-Every token carries its own `jti` and its family's id (`fam`): the family starts at
-login and follows the refresh-token rotations. Logout revokes the family; a rotation
-revokes the refresh token it consumed. One primary-key lookup answers "is this token
-revoked?" for both.
+Every token carries its own `jti`, its family's id (`fam`: the family starts at login and
+follows the refresh-token rotations) and its user's token generation (`gen`). An entry
+under any of the three keys revokes it:
+
+- `refresh`: one refresh token, exchanged at /auth/refresh (still good for the grace window);
+- `family`: every token of a login session (logout, a rotated refresh token used again);
+- `user`: every token of one generation of a user's tokens (password change or reset,
+  deactivation), so "revoke all of this user's tokens" is one entry, not one per token.
+
+The database is the source of truth. With `REDIS_URL` set, each revocation is also written
+to Redis once the database has committed it, as a key that expires when the tokens it
+revokes would have expired anyway, and checks read Redis alone: one round trip, no SQL.
+Checks read the database instead when Redis does not answer, and when Redis is not known
+to hold every revocation (its `synced` marker is missing, as after a restart that lost its
+data, or older than `REVOCATION_SYNC_SECONDS`); that request then copies what Redis lacks
+from the database. So a revoked token is never accepted because of Redis, except for a
+revocation whose Redis write failed while Redis kept its data, and only until the next
+catch-up, at most `REVOCATION_SYNC_SECONDS` later.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import delete, select
+from redis import Redis, RedisError
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import Session
 
-from api.extensions import db
-from api.models import RevokedToken
+from api.extensions import db, redis_client
+from api.models import RevokedToken, User
+from api.services import clock
 from api.services.sql import insert_missing
+
+log = logging.getLogger(__name__)
+
+_PENDING = "pending_revocations"  # Session.info key: entries to write to Redis on commit
+_SYNCED = "synced"  # epoch seconds: Redis holds every revocation up to then
+_SYNC_LOCK = "sync-lock"
+_BATCH = 1000
 
 
 class Revocation(StrEnum):
-    ROTATED = "refresh"  # a refresh token exchanged at /auth/refresh
-    FAMILY = "family"  # every token of a login session (logout, reuse, password change)
+    ROTATED = "refresh"
+    FAMILY = "family"
+    USER = "user"
+
+
+class Entry(NamedTuple):
+    key: str
+    kind: Revocation
+    revoked_at: datetime
+    expires_at: datetime
 
 
 def expiry(claims: dict[str, Any]) -> datetime:
     return datetime.fromtimestamp(claims["exp"], UTC)
 
 
+def _user_key(user_id: Any, generation: Any) -> str:
+    return f"user:{user_id}:{generation}"
+
+
+def _session_lifetime() -> timedelta:
+    """How long a token issued now can live (a refresh token's lifetime)."""
+    lifetime: timedelta = current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
+    return lifetime
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
 def revoke(key: str, kind: Revocation, user_id: int, expires_at: datetime) -> None:
-    """Record a revocation (idempotent: revoking twice is not an error). Not committed."""
-    row = {"jti": key, "token_type": kind.value, "user_id": user_id, "expires_at": expires_at}
+    """Record a revocation (idempotent: the first one stands). Not committed; it reaches
+    Redis when the session commits."""
+    entry = Entry(key, kind, clock.now(), expires_at)
+    row = {
+        "jti": key,
+        "token_type": kind.value,
+        "user_id": user_id,
+        "expires_at": expires_at,
+        "revoked_at": entry.revoked_at,
+    }
     insert_missing(RevokedToken, [row], "jti")
+    db.session.info.setdefault(_PENDING, []).append(entry)
 
 
 def revoke_family(claims: dict[str, Any]) -> None:
-    """Revoke every token of the family of `claims` (outlives any token in it)."""
-    family_expiry = (
-        datetime.fromtimestamp(claims["iat"], UTC) + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"]
-    )
+    """Revoke every token of the family of `claims`. The entry lives as long as a token
+    issued now would: every token of the family was issued earlier (rotations included,
+    so not from `claims["iat"]`: a later refresh token would outlive that)."""
+    family_expiry = clock.now() + _session_lifetime()
     revoke(claims["fam"], Revocation.FAMILY, int(claims["sub"]), family_expiry)
 
 
@@ -52,18 +109,145 @@ def purge_expired() -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def revoke_user_tokens(user: User) -> None:
+    """Revoke every token `user` holds: they all carry the current generation, and tokens
+    issued from now on carry the next one. Not committed."""
+    key = _user_key(user.id, user.token_generation)
+    revoke(key, Revocation.USER, user.id, clock.now() + _session_lifetime())
+    user.token_generation += 1
+
+
+@event.listens_for(db.session, "after_commit")
+def _publish(session: Session) -> None:
+    """Copy the revocations just committed to Redis (the database stays the truth)."""
+    entries: list[Entry] = session.info.pop(_PENDING, [])
+    client = redis_client() if entries else None
+    if client is None:
+        return
+    try:
+        _write(client, entries)
+    except RedisError as error:
+        _unavailable(error)
+
+
+@event.listens_for(db.session, "after_rollback")
+def _discard(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _name(key: str) -> str:
+    prefix: str = current_app.config["REVOCATION_KEY_PREFIX"]
+    return prefix + key
+
+
+def _write(client: Redis, entries: Iterable[Entry]) -> None:
+    """SET each entry, expiring with the tokens it revokes; NX keeps the first revocation
+    time, as the database does."""
+    cutoff = clock.now()
+    with client.pipeline(transaction=False) as pipe:
+        for entry in entries:
+            if entry.expires_at > cutoff:
+                value = f"{entry.kind.value} {entry.revoked_at.timestamp()}"
+                expires_ms = int(entry.expires_at.timestamp() * 1000)
+                pipe.set(_name(f"entry:{entry.key}"), value, pxat=expires_ms, nx=True)
+        pipe.execute()
+
+
+# --- checking --------------------------------------------------------------------------
+
+
+def token_keys(claims: dict[str, Any]) -> list[str]:
+    """The blocklist keys that can revoke a token with these claims."""
+    keys = [claims.get("jti"), claims.get("fam")]
+    if "sub" in claims:
+        # Tokens from before generations existed count as generation 0.
+        keys.append(_user_key(claims["sub"], claims.get("gen", 0)))
+    return [key for key in keys if isinstance(key, str) and key]
+
+
 def is_revoked(claims: dict[str, Any]) -> bool:
-    """True if the token or its family is revoked.
+    """True if the token, its family or its generation is revoked.
 
     A refresh token rotated moments ago still counts as live for
     `REFRESH_REUSE_GRACE_SECONDS`, so two tabs refreshing at once both succeed.
     """
-    keys = [claims.get("jti", ""), claims.get("fam", "")]
-    rows = db.session.scalars(select(RevokedToken).where(RevokedToken.jti.in_(keys))).all()
-    for row in rows:
-        if row.token_type != Revocation.ROTATED.value:
-            return True
-        grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-        if datetime.now(UTC) - row.revoked_at > grace:
-            return True
-    return False
+    keys = token_keys(claims)
+    found = _from_redis(keys)
+    if found is None:
+        found = _from_database(keys)
+    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    return any(
+        kind != Revocation.ROTATED or clock.now() - revoked_at > grace for kind, revoked_at in found
+    )
+
+
+Found = list[tuple[Revocation, datetime]]
+
+
+def _from_database(keys: list[str]) -> Found:
+    rows = db.session.execute(
+        select(RevokedToken.token_type, RevokedToken.revoked_at).where(RevokedToken.jti.in_(keys))
+    )
+    return [(Revocation(kind), revoked_at) for kind, revoked_at in rows]
+
+
+def _from_redis(keys: list[str]) -> Found | None:
+    """The entries Redis holds for `keys`; None when Redis cannot be trusted to answer."""
+    client = redis_client()
+    if client is None:
+        return None
+    try:
+        synced, *values = client.mget([_name(_SYNCED)] + [_name(f"entry:{k}") for k in keys])
+        if synced is None or clock.now().timestamp() - float(synced) > _sync_seconds():
+            _catch_up(client, None if synced is None else float(synced))
+            return None
+    except RedisError as error:
+        _unavailable(error)
+        return None
+    found: Found = []
+    for value in values:
+        if value is not None:
+            text = value.decode() if isinstance(value, bytes) else value
+            kind, revoked_at = text.split(" ", 1)
+            found.append((Revocation(kind), datetime.fromtimestamp(float(revoked_at), UTC)))
+    return found
+
+
+def _sync_seconds() -> int:
+    seconds: int = current_app.config["REVOCATION_SYNC_SECONDS"]
+    return seconds
+
+
+def _catch_up(client: Redis, synced: float | None) -> None:
+    """Copy to Redis the revocations it may lack: all live ones when it has none (`synced`
+    is None), else those since a sync interval before the last catch-up (which covers
+    transactions that were in flight then). One worker at a time does it."""
+    lock = _name(_SYNC_LOCK)
+    if not client.set(lock, "1", nx=True, ex=30):
+        return
+    try:
+        started = clock.now()
+        query = select(RevokedToken).where(RevokedToken.expires_at > started)
+        if synced is not None:
+            since = datetime.fromtimestamp(synced - _sync_seconds(), UTC)
+            query = query.where(RevokedToken.revoked_at >= since)
+        rows = db.session.execute(query.execution_options(yield_per=_BATCH)).scalars()
+        for batch in rows.partitions():
+            _write(
+                client,
+                (Entry(r.jti, Revocation(r.token_type), r.revoked_at, r.expires_at) for r in batch),
+            )
+        client.set(_name(_SYNCED), str(started.timestamp()))
+    finally:
+        client.delete(lock)
+
+
+_last_warning = float("-inf")
+
+
+def _unavailable(error: RedisError) -> None:
+    """Log that Redis failed; at most once a minute per process, not once per request."""
+    global _last_warning
+    if time.monotonic() - _last_warning >= 60:
+        _last_warning = time.monotonic()
+        log.warning("revocation store: Redis failed (%s); using the database", error)

@@ -1,0 +1,90 @@
+"""API key shapes. The secret appears once, in `ApiKeyCreatedOut`, and never again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from apiflask import Schema, fields, validators
+from marshmallow import ValidationError
+
+from api.models import Scope
+from schemas.common import Enum, Pagination, not_blank
+
+
+def _in_the_future(value: datetime) -> None:
+    if value <= datetime.now(UTC):
+        raise ValidationError("Must be in the future.")
+
+
+def _distinct(values: list[str]) -> None:
+    if len(set(values)) != len(values):
+        raise ValidationError("List each scope once.")
+
+
+class ApiKeyIn(Schema):
+    name = fields.String(
+        required=True,
+        validate=[validators.Length(min=1, max=100), not_blank],
+        metadata={"description": "What the key is for.", "example": "CI reporter"},
+    )
+    scopes = fields.List(
+        Enum(Scope),
+        required=True,
+        validate=[validators.Length(min=1), _distinct],
+        metadata={
+            "description": "What the key may do; at most what your role allows.",
+            "example": ["tasks:read"],
+        },
+    )
+    expires_at = fields.AwareDateTime(
+        load_default=None,
+        allow_none=True,
+        validate=_in_the_future,
+        metadata={
+            "description": "RFC 3339 with an offset; `null` or left out: never expires.",
+            "example": "2027-01-01T00:00:00Z",
+        },
+    )
+
+
+class ApiKeyOut(Schema):
+    id = fields.Integer(required=True, metadata={"example": 7})
+    name = fields.String(required=True, metadata={"example": "CI reporter"})
+    prefix = fields.String(
+        required=True,
+        metadata={"description": "The secret's first characters.", "example": "tk_Xq3v9LmA"},
+    )
+    scopes = fields.List(
+        Enum(Scope), required=True, attribute="scope_list", metadata={"example": ["tasks:read"]}
+    )
+    expires_at = fields.DateTime(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    last_used_at = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Updated at most once a minute."},
+    )
+
+
+class ApiKeyCreatedOut(ApiKeyOut):
+    """A new key with its secret. Store the secret now: it is not shown again."""
+
+    secret = fields.String(
+        required=True,
+        metadata={
+            "description": "Send it as `X-API-Key`. Shown only in this response.",
+            "example": "tk_Xq3v9LmA...",
+        },
+    )
+
+    def get_attribute(self, obj: Any, attr: str, default: Any) -> Any:
+        """Read from an `IssuedKey`: the secret from it, the rest from its key."""
+        if attr == "secret":
+            return obj.secret
+        return super().get_attribute(obj.key, attr, default)
+
+
+class ApiKeyList(Schema):
+    data = fields.List(fields.Nested(ApiKeyOut), required=True)
+    pagination = fields.Nested(Pagination, required=True)
