@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from api.config import check_secrets, load_settings, sqlite_url
-from api.openapi import TasksAPI
+from api.openapi import SchemaKeywordsPlugin, TasksAPI
 
 __version__ = "1.0.0"
 
@@ -35,7 +35,13 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     settings.update(test_config or {})
     check_secrets(settings)
 
-    app = TasksAPI(__name__, title="Tasks API", version=__version__, docs_ui="swagger-ui")
+    app = TasksAPI(
+        __name__,
+        title="Tasks API",
+        version=__version__,
+        docs_ui="swagger-ui",
+        spec_plugins=[SchemaKeywordsPlugin()],
+    )
     app.config.from_mapping(settings)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):

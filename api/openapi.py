@@ -16,7 +16,8 @@ from typing import Any
 import click
 from apiflask import APIFlask
 from apiflask.ui_templates import ui_templates
-from apispec.ext.marshmallow.common import make_schema_key
+from apispec import BasePlugin
+from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_cls
 from flask import Blueprint, render_template_string
 
 from schemas.common import Problem, ValidationProblem
@@ -50,6 +51,20 @@ TAGS = [
     {"name": "Tags", "description": "The tags on your tasks."},
     {"name": "Health", "description": "Liveness and readiness probes for orchestrators."},
 ]
+
+
+class SchemaKeywordsPlugin(BasePlugin):
+    """Adds a marshmallow schema's `Meta.json_schema` to its component: the keywords
+    marshmallow cannot express on a field (`minProperties` for "at least one field")."""
+
+    def schema_helper(
+        self, name: str, definition: dict[str, Any], **kwargs: Any
+    ) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        if schema is None:
+            return None
+        meta = getattr(resolve_schema_cls(schema), "Meta", None)
+        return dict(getattr(meta, "json_schema", {})) or None
 
 
 class TasksAPI(APIFlask):

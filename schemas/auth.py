@@ -7,6 +7,8 @@ from typing import Any
 from apiflask import Schema, fields, validators
 from marshmallow import post_load
 
+from schemas.common import NO_NUL, Pattern, lower
+
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
 PASSWORD_LENGTH = validators.Length(min=8, max=128)
 
@@ -14,7 +16,7 @@ PASSWORD_LENGTH = validators.Length(min=8, max=128)
 class RegisterIn(Schema):
     username = fields.String(
         required=True,
-        validate=validators.Regexp(
+        validate=Pattern(
             USERNAME_PATTERN,
             error="3..32 characters: letters, digits, '_', '.', '-'; starts with a letter "
             "or digit.",
@@ -36,14 +38,14 @@ class RegisterIn(Schema):
     @post_load
     def normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data["username"] = data["username"].lower()
-        data["email"] = data["email"].lower()
+        data["email"] = lower(data["email"])
         return data
 
 
 class LoginIn(Schema):
     login = fields.String(
         required=True,
-        validate=validators.Length(min=1, max=254),
+        validate=[validators.Length(min=1, max=254), NO_NUL],
         metadata={"description": "Username or email.", "example": "alice"},
     )
     password = fields.String(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from apiflask import Schema, fields, validators
 from marshmallow import ValidationError, post_load, validates_schema
 
-from api.models import TaskPriority, TaskStatus
-from schemas.common import Enum, PageQuery, Pagination
+from api.models import MAX_ID, TaskPriority, TaskStatus
+from schemas.common import BLANK, NO_NUL, NOT_BLANK, Enum, PageQuery, Pagination, lower
 
 TITLE_LENGTH = validators.Length(min=1, max=200)
 MAX_TAGS = 20
@@ -16,33 +16,28 @@ SORT_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "u
 DEFAULT_SORT = "-created_at"
 
 
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ValidationError("Must contain a non-space character.")
-
-
 def _normalise_tags(tags: list[str]) -> list[str]:
     """Lower-case, trimmed, de-duplicated, in first-seen order."""
     seen: dict[str, None] = {}
     for tag in tags:
-        seen.setdefault(tag.strip().lower(), None)
+        seen.setdefault(lower(tag.strip(BLANK)), None)
     return list(seen)
 
 
 def _tag_field() -> fields.String:
-    return fields.String(validate=[validators.Length(min=1, max=50), _not_blank])
+    return fields.String(validate=[validators.Length(min=1, max=50), NOT_BLANK])
 
 
 class TaskIn(Schema):
     """A whole task, for `createTask` and `replaceTask` (omitted fields take defaults)."""
 
     title = fields.String(
-        required=True, validate=[TITLE_LENGTH, _not_blank], metadata={"example": "Write report"}
+        required=True, validate=[TITLE_LENGTH, NOT_BLANK], metadata={"example": "Write report"}
     )
     description = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validators.Length(max=10_000),
+        validate=[validators.Length(max=10_000), NO_NUL],
         metadata={"example": "Quarterly numbers for the board."},
     )
     status = Enum(TaskStatus, load_default=TaskStatus.PENDING.value)
@@ -72,8 +67,11 @@ class TaskIn(Schema):
 class TaskPatchIn(TaskIn):
     """Some fields of a task, for `updateTask`; at least one."""
 
-    title = fields.String(validate=[TITLE_LENGTH, _not_blank], metadata={"example": "New title"})
-    description = fields.String(allow_none=True, validate=validators.Length(max=10_000))
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {"minProperties": 1}
+
+    title = fields.String(validate=[TITLE_LENGTH, NOT_BLANK], metadata={"example": "New title"})
+    description = fields.String(allow_none=True, validate=[validators.Length(max=10_000), NO_NUL])
     status = Enum(TaskStatus)
     priority = Enum(TaskPriority)
     due_date = fields.AwareDateTime(allow_none=True)
@@ -113,6 +111,11 @@ class TaskList(Schema):
     pagination = fields.Nested(Pagination, required=True)
 
 
+_SORT_KEY = f"-?(?:{'|'.join(SORT_FIELDS)})"
+# The same rule as `_validate_sort`, for the spec (clients and fuzzers read it).
+SORT_PATTERN = f"^{_SORT_KEY}(?:,{_SORT_KEY})*$"
+
+
 def _validate_sort(value: str) -> None:
     for part in value.split(","):
         name = part.removeprefix("-")
@@ -129,6 +132,7 @@ class TaskQuery(PageQuery):
             + ", ".join(SORT_FIELDS)
             + ". Ties are broken by id.",
             "example": "-due_date,priority",
+            "pattern": SORT_PATTERN,
         },
     )
     status = fields.List(
@@ -138,10 +142,11 @@ class TaskQuery(PageQuery):
         Enum(TaskPriority), metadata={"description": "Repeat to match any of several."}
     )
     tag = fields.String(
-        validate=validators.Length(min=1, max=50), metadata={"description": "Has this tag."}
+        validate=[validators.Length(min=1, max=50), NOT_BLANK],
+        metadata={"description": "Has this tag."},
     )
     q = fields.String(
-        validate=validators.Length(min=1, max=200),
+        validate=[validators.Length(min=1, max=200), NO_NUL],
         metadata={"description": "Case-insensitive text in title or description."},
     )
     due_before = fields.AwareDateTime(metadata={"description": "Due strictly before (RFC 3339)."})
@@ -150,7 +155,7 @@ class TaskQuery(PageQuery):
         metadata={"description": "`true`: past due and not completed; `false`: the others."}
     )
     owner_id = fields.Integer(
-        validate=validators.Range(min=1), metadata={"description": "Admins only."}
+        validate=validators.Range(min=1, max=MAX_ID), metadata={"description": "Admins only."}
     )
 
     @post_load
@@ -159,7 +164,7 @@ class TaskQuery(PageQuery):
             (part.removeprefix("-"), part.startswith("-")) for part in data["sort"].split(",")
         ]
         if "tag" in data:
-            data["tag"] = data["tag"].strip().lower()
+            data["tag"] = lower(data["tag"].strip(BLANK))
         return data
 
 

@@ -33,13 +33,26 @@ def register(json_data: dict[str, Any]) -> ViewResult:
     return user, 201, {"Location": url_for("users.get_current_user")}
 
 
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="tasks-api"'}
+
+
 def _credentials(body: Any) -> tuple[str, str]:
-    """HTTP Basic credentials if sent, else the JSON body validated by `LoginIn`."""
+    """HTTP Basic credentials if sent, else the JSON body validated by `LoginIn`.
+
+    No credentials at all (no body, no Basic) is a 401 with a Basic challenge: the body is
+    optional in the spec, so its absence is not a validation error.
+    """
     basic = request.authorization
     if basic is not None and basic.type == "basic":
         return basic.username or "", basic.password or ""
+    if body is missing or body is None:
+        raise HTTPError(
+            401,
+            'Send {"login", "password"} as JSON, or HTTP Basic credentials.',
+            headers=_BASIC_CHALLENGE,
+        )
     try:
-        data = _login_schema.load({} if body is missing or body is None else body)
+        data = _login_schema.load(body)
     except ValidationError as error:
         raise HTTPError(422, "Validation error", detail={"json": error.messages}) from None
     return data["login"], data["password"]
@@ -58,9 +71,7 @@ def login(body: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     username, password = _credentials(body)
     user = auth.authenticate(username, password)
     if user is None:
-        headers = {}
-        if request.authorization is not None:
-            headers["WWW-Authenticate"] = 'Basic realm="tasks-api"'
+        headers = _BASIC_CHALLENGE if request.authorization is not None else {}
         raise HTTPError(401, "Invalid login or password.", headers=headers)
     return auth.issue_tokens(user), 200, NO_STORE
 

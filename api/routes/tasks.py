@@ -20,6 +20,24 @@ bp = APIBlueprint("tasks", __name__, tag="Tasks", url_prefix="/api/v1/tasks")
 _CHANGED = {409: "The task changed during the request; fetch it and retry."}
 
 
+def _task_links(*operation_ids: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from a response that carries a task to the operations on that task
+    (SDK generators and stateful testers follow them)."""
+    return {
+        operation_id: {
+            "operationId": operation_id,
+            "parameters": {"task_id": "$response.body#/id"},
+            "description": f"`id` of the task in this response, as `task_id` of `{operation_id}`.",
+        }
+        for operation_id in operation_ids
+    }
+
+
+_OPERATIONS_ON_A_TASK = _task_links(
+    "getTask", "updateTask", "replaceTask", "setTaskStatus", "deleteTask"
+)
+
+
 @bp.get("")
 @bp.auth_required(token_auth)
 @bp.input(TaskQuery, location="query")
@@ -33,7 +51,13 @@ def list_tasks(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[st
 @bp.post("")
 @bp.auth_required(token_auth)
 @bp.input(TaskIn, location="json")
-@bp.output(TaskOut, status_code=201, headers=LocationHeader, description="The new task.")
+@bp.output(
+    TaskOut,
+    status_code=201,
+    headers=LocationHeader,
+    description="The new task.",
+    links=_OPERATIONS_ON_A_TASK,
+)
 @bp.doc(operation_id="createTask")
 def create_task(json_data: dict[str, Any]) -> ViewResult:
     """Create a task."""

@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from api.errors import ConflictError, ForbiddenError, NotFoundError
 from api.extensions import db
-from api.models import Tag, Task, TaskPriority, TaskStatus, User, task_tags
+from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
 from api.services.sql import insert_missing
 
@@ -87,9 +87,6 @@ def list_tasks(user: User, query: dict[str, Any]) -> Page:
         .offset((page - 1) * per_page)
     )
     return Page(list(db.session.scalars(stmt)), page, per_page, total)
-
-
-MAX_ID = 2**31 - 1  # ids are 32-bit on every backend; larger ones cannot exist
 
 
 def get_owned_task(user: User, task_id: int) -> Task:
