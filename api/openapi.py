@@ -44,14 +44,6 @@ each field in `errors`.
 `{"data": [...], "pagination": {...}}` with `Link` and `X-Total-Count` headers.
 """
 
-TAGS = [
-    {"name": "Auth", "description": "Register, log in, refresh and log out."},
-    {"name": "Users", "description": "Your own account."},
-    {"name": "Tasks", "description": "Your tasks (admins see everyone's)."},
-    {"name": "Tags", "description": "The tags on your tasks."},
-    {"name": "Health", "description": "Liveness and readiness probes for orchestrators."},
-]
-
 
 class SchemaKeywordsPlugin(BasePlugin):
     """Adds a marshmallow schema's `Meta.json_schema` to its component: the keywords
@@ -157,7 +149,6 @@ def init_app(app: APIFlask) -> None:
     base = "/docs/assets"
     app.config.update(
         DESCRIPTION=DESCRIPTION,
-        TAGS=TAGS,
         SECURITY_SCHEMES={
             "BasicAuth": {
                 "type": "http",

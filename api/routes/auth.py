@@ -16,7 +16,12 @@ from schemas.auth import LoginIn, RegisterIn, TokenOut
 from schemas.common import LocationHeader
 from schemas.users import UserOut
 
-bp = APIBlueprint("auth", __name__, tag="Auth", url_prefix="/api/v1/auth")
+bp = APIBlueprint(
+    "auth",
+    __name__,
+    tag={"name": "Auth", "description": "Register, log in, refresh and log out."},
+    url_prefix="/api/v1/auth",
+)
 
 # Tokens must not be stored by browsers or proxies.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -11,7 +11,12 @@ from api.errors import problem
 from api.services import health
 from schemas.common import HealthOut, ReadinessProblem
 
-bp = APIBlueprint("health", __name__, tag="Health", url_prefix="/health")
+bp = APIBlueprint(
+    "health",
+    __name__,
+    tag={"name": "Health", "description": "Liveness and readiness probes for orchestrators."},
+    url_prefix="/health",
+)
 
 
 @bp.get("/live")

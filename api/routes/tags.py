@@ -10,7 +10,12 @@ from api.security import current_user, token_auth
 from api.services import tasks
 from schemas.tasks import TagList
 
-bp = APIBlueprint("tags", __name__, tag="Tags", url_prefix="/api/v1/tags")
+bp = APIBlueprint(
+    "tags",
+    __name__,
+    tag={"name": "Tags", "description": "The tags on your tasks."},
+    url_prefix="/api/v1/tags",
+)
 
 
 @bp.get("")

@@ -15,7 +15,12 @@ from api.services import tasks
 from schemas.common import LocationHeader
 from schemas.tasks import TaskIn, TaskList, TaskOut, TaskPatchIn, TaskQuery, TaskStatusIn
 
-bp = APIBlueprint("tasks", __name__, tag="Tasks", url_prefix="/api/v1/tasks")
+bp = APIBlueprint(
+    "tasks",
+    __name__,
+    tag={"name": "Tasks", "description": "Your tasks (admins see everyone's)."},
+    url_prefix="/api/v1/tasks",
+)
 
 _CHANGED = {409: "The task changed during the request; fetch it and retry."}
 

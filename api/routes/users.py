@@ -8,7 +8,12 @@ from api.routes import ViewResult
 from api.security import current_user, token_auth
 from schemas.users import UserOut
 
-bp = APIBlueprint("users", __name__, tag="Users", url_prefix="/api/v1/users")
+bp = APIBlueprint(
+    "users",
+    __name__,
+    tag={"name": "Users", "description": "Your own account."},
+    url_prefix="/api/v1/users",
+)
 
 
 @bp.get("/me")
