@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from apispec import BasePlugin
 from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_cls
 from flask import Blueprint, render_template_string
 
+from api.models import MAX_ID
 from schemas.common import Problem, ValidationProblem
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
@@ -92,9 +94,30 @@ _BODY_ERRORS = {
 }
 
 
+def _schemas(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON schema object in the document (under any `schema`/`properties`/`items`)."""
+    if isinstance(node, dict):
+        if "type" in node:
+            yield node
+        for value in node.values():
+            yield from _schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schemas(value)
+
+
+def _is_integer(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+
+
 def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
     assert isinstance(spec, dict), "SPEC_FORMAT is json: APIFlask passes a dict"
+    # Every integer of this API is 32-bit (ids, counts, versions, seconds, statuses).
+    for schema in _schemas(spec):
+        if _is_integer(schema):
+            schema.setdefault("format", "int32")
     components = spec.setdefault("components", {})
     components.setdefault("headers", {})["X-Request-ID"] = {
         "description": "The client's request id if it sent a sane one, else a generated one.",
@@ -103,6 +126,10 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     }
     for path_item in spec.get("paths", {}).values():
         for operation in path_item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and _is_integer(parameter["schema"]):
+                    # Ids outside 1..MAX_ID cannot exist: such a request is a 404.
+                    parameter["schema"].update(minimum=1, maximum=MAX_ID)
             responses = operation["responses"]
             body = operation.get("requestBody")
             if body is not None:
@@ -149,6 +176,7 @@ def init_app(app: APIFlask) -> None:
     base = "/docs/assets"
     app.config.update(
         DESCRIPTION=DESCRIPTION,
+        CONTACT={"name": "Tasks API maintainers"},
         SECURITY_SCHEMES={
             "BasicAuth": {
                 "type": "http",

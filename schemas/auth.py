@@ -16,11 +16,14 @@ PASSWORD_LENGTH = validators.Length(min=8, max=128)
 class RegisterIn(Schema):
     username = fields.String(
         required=True,
-        validate=Pattern(
-            USERNAME_PATTERN,
-            error="3..32 characters: letters, digits, '_', '.', '-'; starts with a letter "
-            "or digit.",
-        ),
+        validate=[
+            validators.Length(min=3, max=32),
+            Pattern(
+                USERNAME_PATTERN,
+                error="3..32 characters: letters, digits, '_', '.', '-'; starts with a letter "
+                "or digit.",
+            ),
+        ],
         metadata={"description": "Case-insensitive; stored lower-case.", "example": "alice"},
     )
     email = fields.Email(

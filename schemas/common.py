@@ -63,6 +63,23 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+MAX_DATETIME_LENGTH = 64
+
+
+class DateTime(fields.AwareDateTime):
+    """An RFC 3339 date-time with an offset, of at most 64 characters (a bound the spec
+    states as `maxLength`, so no client can make the server parse an endless string)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"maxLength": MAX_DATETIME_LENGTH, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_DATETIME_LENGTH:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def Enum(values: Any, **kwargs: Any) -> fields.String:  # noqa: N802 - reads as a field type
     """A string field restricted to the values of a `StrEnum` (listed in the spec)."""
     choices = [member.value for member in values]

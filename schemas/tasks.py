@@ -8,7 +8,16 @@ from apiflask import Schema, fields, validators
 from marshmallow import ValidationError, post_load, validates_schema
 
 from api.models import MAX_ID, TaskPriority, TaskStatus
-from schemas.common import BLANK, NO_NUL, NOT_BLANK, Enum, PageQuery, Pagination, lower
+from schemas.common import (
+    BLANK,
+    NO_NUL,
+    NOT_BLANK,
+    DateTime,
+    Enum,
+    PageQuery,
+    Pagination,
+    lower,
+)
 
 TITLE_LENGTH = validators.Length(min=1, max=200)
 MAX_TAGS = 20
@@ -42,7 +51,7 @@ class TaskIn(Schema):
     )
     status = Enum(TaskStatus, load_default=TaskStatus.PENDING.value)
     priority = Enum(TaskPriority, load_default=TaskPriority.MEDIUM.value)
-    due_date = fields.AwareDateTime(
+    due_date = DateTime(
         load_default=None,
         allow_none=True,
         metadata={"description": "RFC 3339 with an offset.", "example": "2026-12-01T17:00:00Z"},
@@ -74,7 +83,7 @@ class TaskPatchIn(TaskIn):
     description = fields.String(allow_none=True, validate=[validators.Length(max=10_000), NO_NUL])
     status = Enum(TaskStatus)
     priority = Enum(TaskPriority)
-    due_date = fields.AwareDateTime(allow_none=True)
+    due_date = DateTime(allow_none=True)
     tags = fields.List(_tag_field(), validate=validators.Length(max=MAX_TAGS))
 
     @validates_schema
@@ -126,7 +135,7 @@ def _validate_sort(value: str) -> None:
 class TaskQuery(PageQuery):
     sort = fields.String(
         load_default=DEFAULT_SORT,
-        validate=_validate_sort,
+        validate=[validators.Length(max=200), _validate_sort],
         metadata={
             "description": "Comma-separated fields, `-` for descending. Allowed: "
             + ", ".join(SORT_FIELDS)
@@ -136,10 +145,14 @@ class TaskQuery(PageQuery):
         },
     )
     status = fields.List(
-        Enum(TaskStatus), metadata={"description": "Repeat to match any of several."}
+        Enum(TaskStatus),
+        validate=validators.Length(max=len(TaskStatus)),
+        metadata={"description": "Repeat to match any of several."},
     )
     priority = fields.List(
-        Enum(TaskPriority), metadata={"description": "Repeat to match any of several."}
+        Enum(TaskPriority),
+        validate=validators.Length(max=len(TaskPriority)),
+        metadata={"description": "Repeat to match any of several."},
     )
     tag = fields.String(
         validate=[validators.Length(min=1, max=50), NOT_BLANK],
@@ -149,8 +162,8 @@ class TaskQuery(PageQuery):
         validate=[validators.Length(min=1, max=200), NO_NUL],
         metadata={"description": "Case-insensitive text in title or description."},
     )
-    due_before = fields.AwareDateTime(metadata={"description": "Due strictly before (RFC 3339)."})
-    due_after = fields.AwareDateTime(metadata={"description": "Due strictly after (RFC 3339)."})
+    due_before = DateTime(metadata={"description": "Due strictly before (RFC 3339)."})
+    due_after = DateTime(metadata={"description": "Due strictly after (RFC 3339)."})
     overdue = fields.Boolean(
         metadata={"description": "`true`: past due and not completed; `false`: the others."}
     )

@@ -33,7 +33,11 @@ _login_schema = LoginIn()
 @bp.output(UserOut, status_code=201, description="The new account.", headers=LocationHeader)
 @bp.doc(operation_id="register", responses={409: "The username or email is taken."})
 def register(json_data: dict[str, Any]) -> ViewResult:
-    """Create an account."""
+    """Create an account.
+
+    Usernames (3..32 of letters, digits, `_`, `.`, `-`) and emails are case-insensitive and
+    stored lower-case. Then `login` for tokens. A taken username or email is a 409.
+    """
     user = auth.register_user(**json_data)
     return user, 201, {"Location": url_for("users.get_current_user")}
 
@@ -98,6 +102,9 @@ def refresh_token() -> tuple[dict[str, Any], int, dict[str, str]]:
 @bp.output(EmptySchema, status_code=204, description="Logged out.")
 @bp.doc(operation_id="logout")
 def logout() -> tuple[str, int]:
-    """Revoke this access token and its refresh token."""
+    """Revoke this access token and its refresh token.
+
+    Both stop working at once; other sessions (other logins) of the same user go on.
+    """
     auth.logout()
     return "", 204

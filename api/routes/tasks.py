@@ -49,7 +49,11 @@ _OPERATIONS_ON_A_TASK = _task_links(
 @bp.output(TaskList, headers=ListHeaders, description="One page of tasks.")
 @bp.doc(operation_id="listTasks", responses={403: "`owner_id` is for admins."})
 def list_tasks(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """List tasks, filtered, sorted and paginated."""
+    """List tasks, filtered, sorted and paginated.
+
+    Filters combine with AND; repeat `status` or `priority` to match any of several values.
+    The body has `data` and `pagination`; the `Link` and `X-Total-Count` headers say the same.
+    """
     return paginated(tasks.list_tasks(current_user(), query_data))
 
 
@@ -65,7 +69,11 @@ def list_tasks(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[st
 )
 @bp.doc(operation_id="createTask")
 def create_task(json_data: dict[str, Any]) -> ViewResult:
-    """Create a task."""
+    """Create a task.
+
+    Only `title` is required. Tags are trimmed, lower-cased and de-duplicated. The answer is
+    201 with the task and its URL in `Location`.
+    """
     task = tasks.create_task(current_user(), json_data)
     return task, 201, {"Location": url_for(".get_task", task_id=task.id)}
 
@@ -75,7 +83,10 @@ def create_task(json_data: dict[str, Any]) -> ViewResult:
 @bp.output(TaskOut)
 @bp.doc(operation_id="getTask")
 def get_task(task_id: int) -> ViewResult:
-    """Get a task."""
+    """Get a task.
+
+    Another user's task is a 404, exactly like a task that does not exist.
+    """
     return tasks.get_owned_task(current_user(), task_id)
 
 
@@ -85,7 +96,11 @@ def get_task(task_id: int) -> ViewResult:
 @bp.output(TaskOut)
 @bp.doc(operation_id="replaceTask", responses=_CHANGED)
 def replace_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
-    """Replace a task; fields left out take their defaults."""
+    """Replace a task; fields left out take their defaults.
+
+    Send the whole task: a field left out is reset (no description, no due date, no tags,
+    `pending`, `medium`). To change some fields only, use `updateTask`.
+    """
     return tasks.update_task(tasks.get_owned_task(current_user(), task_id), json_data)
 
 
@@ -95,7 +110,10 @@ def replace_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
 @bp.output(TaskOut)
 @bp.doc(operation_id="updateTask", responses=_CHANGED)
 def update_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
-    """Change some fields of a task."""
+    """Change some fields of a task.
+
+    Send at least one field; the others keep their values. `version` goes up by one.
+    """
     return tasks.update_task(tasks.get_owned_task(current_user(), task_id), json_data)
 
 
@@ -105,7 +123,10 @@ def update_task(task_id: int, json_data: dict[str, Any]) -> ViewResult:
 @bp.output(TaskOut)
 @bp.doc(operation_id="setTaskStatus", responses=_CHANGED)
 def set_task_status(task_id: int, json_data: dict[str, Any]) -> ViewResult:
-    """Move a task to another status (`completed_at` follows)."""
+    """Move a task to another status (`completed_at` follows).
+
+    `completed` sets `completed_at` (once); any other status clears it.
+    """
     return tasks.update_task(tasks.get_owned_task(current_user(), task_id), json_data)
 
 
@@ -114,6 +135,9 @@ def set_task_status(task_id: int, json_data: dict[str, Any]) -> ViewResult:
 @bp.output(EmptySchema, status_code=204, description="Deleted.")
 @bp.doc(operation_id="deleteTask", responses=_CHANGED)
 def delete_task(task_id: int) -> tuple[str, int]:
-    """Delete a task."""
+    """Delete a task.
+
+    The answer is 204 with no body; the task is gone for good (a later read is a 404).
+    """
     tasks.delete_task(tasks.get_owned_task(current_user(), task_id))
     return "", 204

@@ -21,5 +21,8 @@ bp = APIBlueprint(
 @bp.output(UserOut)
 @bp.doc(operation_id="getCurrentUser")
 def get_current_user() -> ViewResult:
-    """Get your own account."""
+    """Get your own account.
+
+    The account of the token's user; its password hash never leaves the server.
+    """
     return current_user()
