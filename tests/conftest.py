@@ -9,9 +9,11 @@ instead of a skip.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from werkzeug.serving import make_server
 
 from api import create_app
 from api.extensions import db
@@ -171,3 +174,31 @@ def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., d
 @pytest.fixture(scope="session")
 def spec_path() -> Path:
     return Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """A real HTTP server on a loopback port, for clients that need one (SDK, browser)."""
+
+    url: str
+    app: TasksAPI
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app on its own SQLite file, served by werkzeug in a thread for the whole session.
+
+    Tests that share it register users of their own (unique names) instead of emptying it.
+    """
+    application = make_app(f"sqlite:///{tmp_path_factory.mktemp('live') / 'tasks.db'}")
+    with application.app_context():
+        db.create_all()
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield LiveServer(f"http://127.0.0.1:{server.server_port}", application)
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    with application.app_context():
+        db.engine.dispose()
