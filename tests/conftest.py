@@ -9,6 +9,8 @@ instead of a skip.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -202,3 +204,30 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     server.server_close()
     with application.app_context():
         db.engine.dispose()
+
+
+NODE_TOOLS = Path(__file__).resolve().parent.parent / "contract"
+
+
+@pytest.fixture(scope="session")
+def node_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """contract/package.json's pinned tools, `npm ci`-installed once per session into a tmp
+    dir; returns their `node_modules/.bin`. Skips (fails in CI) without node and npm."""
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        tier_missing("node", "node and npm are not installed")
+    directory = tmp_path_factory.mktemp("node-tools")
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(NODE_TOOLS / name, directory / name)
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [npm, "ci", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"],
+        cwd=directory,
+        env={**os.environ, "SCARF_ANALYTICS": "false"},  # spectral-cli's telemetry
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if result.returncode != 0:
+        tier_missing("node", f"npm ci failed: {result.stderr[-2000:]}")
+    return directory / "node_modules" / ".bin"
