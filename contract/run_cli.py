@@ -147,7 +147,11 @@ def main() -> int:
                     *extra,
                 ]  # fmt: skip
                 print("contract:", " ".join(command), flush=True)
-                hooks = {"SCHEMATHESIS_HOOKS": str(ROOT / "contract" / "hooks.py")}
+                hooks = {
+                    "SCHEMATHESIS_HOOKS": str(ROOT / "contract" / "hooks.py"),
+                    # Hypothesis' caches, which it would otherwise keep in ./.hypothesis
+                    "HYPOTHESIS_STORAGE_DIRECTORY": str(workdir / "hypothesis"),
+                }
                 result = subprocess.run(command, cwd=ROOT, env={**env, **hooks}, check=False)  # noqa: S603
             if result.returncode != 0:
                 print(f"--- gunicorn log ({log}) ---\n{log.read_text()[-20000:]}", flush=True)

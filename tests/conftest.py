@@ -8,9 +8,11 @@ instead of a skip.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -34,6 +37,14 @@ from api.security import hash_password
 
 REQUIRED_TIERS = {t for t in os.environ.get("REQUIRE_TEST_TIERS", "").split(",") if t}
 PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis (under schemathesis) keeps caches in `./.hypothesis` even without an example
+    database: keep them in a temporary directory, not in the source tree."""
+    directory = tempfile.mkdtemp(prefix="tasks-api-hypothesis-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    set_hypothesis_home_dir(directory)
 
 
 def tier_missing(tier: str, reason: str) -> None:
