@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
+.PHONY: help install run serve test contract lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ serve: migrate  ## Serve with gunicorn (gunicorn.conf.py; WEB_CONCURRENCY worker
 
 test: install  ## Run the whole test suite with coverage
 	$(BIN)/pytest --cov --cov-report=term
+
+contract: install  ## schemathesis CLI, every check, against gunicorn on a fresh database
+	$(BIN)/python -m contract.run_cli --max-examples $${CONTRACT_MAX_EXAMPLES:-50}
 
 lint: install  ## ruff check and format check
 	$(BIN)/ruff check .

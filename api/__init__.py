@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.config import check_secrets, load_settings, sqlite_url, use_redis
-from api.openapi import TasksAPI
+from api.openapi import SchemaKeywordsPlugin, TasksAPI
 
 __version__ = "1.0.0"
 
@@ -39,7 +39,13 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     use_redis(settings, explicit={key for key in settings if key in os.environ} | set(test_config))
     check_secrets(settings)
 
-    app = TasksAPI(__name__, title="Tasks API", version=__version__, docs_ui="swagger-ui")
+    app = TasksAPI(
+        __name__,
+        title="Tasks API",
+        version=__version__,
+        docs_ui="swagger-ui",
+        spec_plugins=[SchemaKeywordsPlugin()],
+    )
     app.config.from_mapping(settings)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):

@@ -99,7 +99,15 @@ class Config:
     ARGON2_PARALLELISM = 1
 
     # OpenAPI / docs (APIFlask keys)
-    SERVERS: ClassVar[list[dict[str, str]]] = [{"url": "/", "description": "This server"}]
+    # Relative, so "Try it out" calls whichever host serves /docs. `x-internal: false`:
+    # a public API (OWASP API9 asks every server to say who it is for).
+    SERVERS: ClassVar[list[dict[str, Any]]] = [
+        {
+            "url": "/",
+            "description": "The server hosting this document (local, staging or production).",
+            "x-internal": False,
+        }
+    ]
     AUTO_OPERATION_ID = False
     AUTO_404_RESPONSE = True
     DOCS_UI = "swagger-ui"

@@ -90,6 +90,8 @@ def _login_account() -> str:
         body = request.get_json(silent=True)
         name = body.get("login") if isinstance(body, dict) else None
     login = str(name or "").strip().lower()[:254]
+    if "\x00" in login:  # never a stored name (and PostgreSQL refuses NUL in a query)
+        return f"login:{login}"
     user_id = db.session.scalar(
         select(User.id).where(or_(User.username == login, User.email == login))
     )

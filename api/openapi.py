@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 from apiflask import APIFlask
 from apiflask.ui_templates import ui_templates
-from apispec.ext.marshmallow.common import make_schema_key
+from apispec import BasePlugin
+from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_cls
 from flask import Blueprint, render_template_string
 
+from api.models import MAX_ID
 from schemas.common import Problem, ValidationProblem
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
@@ -50,6 +53,20 @@ each field in `errors`.
 **Collections** take `page` and `per_page` (1..100) and answer
 `{"data": [...], "pagination": {...}}` with `Link` and `X-Total-Count` headers.
 """
+
+
+class SchemaKeywordsPlugin(BasePlugin):
+    """Adds a marshmallow schema's `Meta.json_schema` to its component: the keywords
+    marshmallow cannot express on a field (`minProperties` for "at least one field")."""
+
+    def schema_helper(
+        self, name: str, definition: dict[str, Any], **kwargs: Any
+    ) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        if schema is None:
+            return None
+        meta = getattr(resolve_schema_cls(schema), "Meta", None)
+        return dict(getattr(meta, "json_schema", {})) or None
 
 
 class TasksAPI(APIFlask):
@@ -127,6 +144,23 @@ def _document_forbidden(operation: dict[str, Any]) -> None:
     operation["responses"]["403"] = _problem_response(" ".join(reasons))
 
 
+def _schemas(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON schema object in the document (under any `schema`/`properties`/`items`)."""
+    if isinstance(node, dict):
+        if "type" in node:
+            yield node
+        for value in node.values():
+            yield from _schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schemas(value)
+
+
+def _is_integer(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return kind == "integer" or (isinstance(kind, list) and "integer" in kind)
+
+
 def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
     if not isinstance(spec, dict):
@@ -135,13 +169,23 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     for name, (description, required) in _HEADERS.items():
         kind = "string" if name == "X-Request-ID" else "integer"
         headers[name] = {"description": description, "required": required, "schema": {"type": kind}}
+    # A Unix time outgrows 32 bits in 2038.
+    headers["X-RateLimit-Reset"]["schema"]["format"] = "int64"
     for path, path_item in spec.get("paths", {}).items():
         for method, operation in path_item.items():
             _finish_operation(path, method, operation)
+    # Every other integer of this API is 32-bit (ids, counts, versions, seconds, statuses).
+    for schema in _schemas(spec):
+        if _is_integer(schema):
+            schema.setdefault("format", "int32")
     return spec
 
 
 def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path" and _is_integer(parameter["schema"]):
+            # Ids outside 1..MAX_ID cannot exist: such a request is a 404.
+            parameter["schema"].update(minimum=1, maximum=MAX_ID)
     responses = operation["responses"]
     body = operation.get("requestBody")
     if body is not None:
@@ -202,6 +246,7 @@ def init_app(app: APIFlask) -> None:
     base = "/docs/assets"
     app.config.update(
         DESCRIPTION=DESCRIPTION,
+        CONTACT={"name": "Tasks API maintainers"},
         SECURITY_SCHEMES={
             "BasicAuth": {
                 "type": "http",

@@ -9,7 +9,7 @@ from apiflask import Schema, fields, validators
 from marshmallow import ValidationError
 
 from api.models import Scope
-from schemas.common import Enum, Pagination, not_blank
+from schemas.common import NOT_BLANK, Enum, Pagination
 
 
 def _in_the_future(value: datetime) -> None:
@@ -25,7 +25,7 @@ def _distinct(values: list[str]) -> None:
 class ApiKeyIn(Schema):
     name = fields.String(
         required=True,
-        validate=[validators.Length(min=1, max=100), not_blank],
+        validate=[validators.Length(min=1, max=100), NOT_BLANK],
         metadata={"description": "What the key is for.", "example": "CI reporter"},
     )
     scopes = fields.List(

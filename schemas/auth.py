@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apiflask import Schema, fields, validators
 
+from schemas.common import NO_NUL
 from schemas.users import LowerCaseIdentity, email_field, password_field, username_field
 
 
@@ -16,7 +17,7 @@ class RegisterIn(LowerCaseIdentity):
 class LoginIn(Schema):
     login = fields.String(
         required=True,
-        validate=validators.Length(min=1, max=254),
+        validate=[validators.Length(min=1, max=254), NO_NUL],
         metadata={"description": "Username or email.", "example": "alice"},
     )
     password = fields.String(

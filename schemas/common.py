@@ -2,13 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, ClassVar
 
 from apiflask import Schema, fields, validators
 from marshmallow import RAISE, ValidationError, validates_schema
 
+from api.models import MAX_ID
+
 DEFAULT_PER_PAGE = 20
 MAX_PER_PAGE = 100
+
+# Blank means these six characters only. `str.strip()` alone also strips \x1c-\x1f and
+# more, which JSON Schema's `\s` does not: validation, the spec and normalisation must agree.
+BLANK = " \t\n\r\f\v"
+
+
+class Pattern(validators.Validator):
+    """A regular expression that means the same here and as the spec's `pattern`.
+
+    JSON Schema searches with ECMA-262 rules, where `$` is the end of the string; Python's
+    `$` also matches before a final newline. Patterns here are anchored (`^...$`) and
+    checked with `fullmatch`, which gives ECMA's answer (`"id\n"` is refused by both).
+    apispec writes `regex.pattern` into the spec.
+    """
+
+    def __init__(self, pattern: str, *, error: str) -> None:
+        if not (pattern.startswith("^") and pattern.endswith("$")):
+            raise ValueError(f"anchor the pattern with ^...$: {pattern!r}")
+        self.regex = re.compile(pattern)
+        self.message = error
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self.message)
+        return value
+
+
+# PostgreSQL cannot store NUL in text (nor compare with it): refuse it in every free-text
+# input, and say so in the spec.
+NO_NUL = Pattern(r"^[^\x00]*$", error="Must not contain NUL characters.")
+NOT_BLANK = Pattern(
+    r"^[^\x00]*[^\x00 \t\n\r\f\v][^\x00]*$",
+    error="Must contain a non-space character (and no NUL characters).",
+)
+
+
+def lower(value: str) -> str:
+    """Lower-case each character whose lower case is one character (`"İ".lower()` is two),
+    so normalising never makes a value longer than its validated maximum."""
+    return "".join(low if len(low := char.lower()) == 1 else char for char in value)
 
 
 class StrictBoolean(fields.Boolean):
@@ -20,14 +63,28 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
-def not_blank(value: str) -> None:
-    """A validator: the string has a character other than whitespace."""
-    if not value.strip():
-        raise ValidationError("Must contain a non-space character.")
+MAX_DATETIME_LENGTH = 64
+
+
+class DateTime(fields.AwareDateTime):
+    """An RFC 3339 date-time with an offset, of at most 64 characters (a bound the spec
+    states as `maxLength`, so no client can make the server parse an endless string)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"maxLength": MAX_DATETIME_LENGTH, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_DATETIME_LENGTH:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class PatchSchema(Schema):
-    """A partial update: any of the fields, at least one."""
+    """A partial update: any of the fields, at least one (`minProperties` in the spec)."""
+
+    class Meta:
+        json_schema: ClassVar[dict[str, Any]] = {"minProperties": 1}
 
     @validates_schema
     def not_empty(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -96,7 +153,10 @@ class PageQuery(Schema):
         unknown = RAISE
 
     page = fields.Integer(
-        load_default=1, validate=validators.Range(min=1), metadata={"description": "1-based."}
+        load_default=1,
+        # Bounded so that the row offset fits the database's integers.
+        validate=validators.Range(min=1, max=MAX_ID),
+        metadata={"description": "1-based; past the last page is an empty page."},
     )
     per_page = fields.Integer(
         load_default=DEFAULT_PER_PAGE,

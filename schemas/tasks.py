@@ -7,8 +7,18 @@ from typing import Any
 from apiflask import Schema, fields, validators
 from marshmallow import ValidationError, post_load
 
-from api.models import TaskPriority, TaskStatus
-from schemas.common import Enum, PageQuery, Pagination, PatchSchema, not_blank
+from api.models import MAX_ID, TaskPriority, TaskStatus
+from schemas.common import (
+    BLANK,
+    NO_NUL,
+    NOT_BLANK,
+    DateTime,
+    Enum,
+    PageQuery,
+    Pagination,
+    PatchSchema,
+    lower,
+)
 
 TITLE_LENGTH = validators.Length(min=1, max=200)
 MAX_TAGS = 20
@@ -20,29 +30,29 @@ def _normalise_tags(tags: list[str]) -> list[str]:
     """Lower-case, trimmed, de-duplicated, in first-seen order."""
     seen: dict[str, None] = {}
     for tag in tags:
-        seen.setdefault(tag.strip().lower(), None)
+        seen.setdefault(lower(tag.strip(BLANK)), None)
     return list(seen)
 
 
 def _tag_field() -> fields.String:
-    return fields.String(validate=[validators.Length(min=1, max=50), not_blank])
+    return fields.String(validate=[validators.Length(min=1, max=50), NOT_BLANK])
 
 
 class TaskIn(Schema):
     """A whole task, for `createTask` and `replaceTask` (omitted fields take defaults)."""
 
     title = fields.String(
-        required=True, validate=[TITLE_LENGTH, not_blank], metadata={"example": "Write report"}
+        required=True, validate=[TITLE_LENGTH, NOT_BLANK], metadata={"example": "Write report"}
     )
     description = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validators.Length(max=10_000),
+        validate=[validators.Length(max=10_000), NO_NUL],
         metadata={"example": "Quarterly numbers for the board."},
     )
     status = Enum(TaskStatus, load_default=TaskStatus.PENDING.value)
     priority = Enum(TaskPriority, load_default=TaskPriority.MEDIUM.value)
-    due_date = fields.AwareDateTime(
+    due_date = DateTime(
         load_default=None,
         allow_none=True,
         metadata={"description": "RFC 3339 with an offset.", "example": "2026-12-01T17:00:00Z"},
@@ -67,11 +77,11 @@ class TaskIn(Schema):
 class TaskPatchIn(PatchSchema, TaskIn):
     """Some fields of a task, for `updateTask`; at least one."""
 
-    title = fields.String(validate=[TITLE_LENGTH, not_blank], metadata={"example": "New title"})
-    description = fields.String(allow_none=True, validate=validators.Length(max=10_000))
+    title = fields.String(validate=[TITLE_LENGTH, NOT_BLANK], metadata={"example": "New title"})
+    description = fields.String(allow_none=True, validate=[validators.Length(max=10_000), NO_NUL])
     status = Enum(TaskStatus)
     priority = Enum(TaskPriority)
-    due_date = fields.AwareDateTime(allow_none=True)
+    due_date = DateTime(allow_none=True)
     tags = fields.List(_tag_field(), validate=validators.Length(max=MAX_TAGS))
 
 
@@ -103,6 +113,11 @@ class TaskList(Schema):
     pagination = fields.Nested(Pagination, required=True)
 
 
+_SORT_KEY = f"-?(?:{'|'.join(SORT_FIELDS)})"
+# The same rule as `_validate_sort`, for the spec (clients and fuzzers read it).
+SORT_PATTERN = f"^{_SORT_KEY}(?:,{_SORT_KEY})*$"
+
+
 def _validate_sort(value: str) -> None:
     for part in value.split(","):
         name = part.removeprefix("-")
@@ -113,34 +128,40 @@ def _validate_sort(value: str) -> None:
 class TaskQuery(PageQuery):
     sort = fields.String(
         load_default=DEFAULT_SORT,
-        validate=_validate_sort,
+        validate=[validators.Length(max=200), _validate_sort],
         metadata={
             "description": "Comma-separated fields, `-` for descending. Allowed: "
             + ", ".join(SORT_FIELDS)
             + ". Ties are broken by id.",
             "example": "-due_date,priority",
+            "pattern": SORT_PATTERN,
         },
     )
     status = fields.List(
-        Enum(TaskStatus), metadata={"description": "Repeat to match any of several."}
+        Enum(TaskStatus),
+        validate=validators.Length(max=len(TaskStatus)),
+        metadata={"description": "Repeat to match any of several."},
     )
     priority = fields.List(
-        Enum(TaskPriority), metadata={"description": "Repeat to match any of several."}
+        Enum(TaskPriority),
+        validate=validators.Length(max=len(TaskPriority)),
+        metadata={"description": "Repeat to match any of several."},
     )
     tag = fields.String(
-        validate=validators.Length(min=1, max=50), metadata={"description": "Has this tag."}
+        validate=[validators.Length(min=1, max=50), NOT_BLANK],
+        metadata={"description": "Has this tag."},
     )
     q = fields.String(
-        validate=validators.Length(min=1, max=200),
+        validate=[validators.Length(min=1, max=200), NO_NUL],
         metadata={"description": "Case-insensitive text in title or description."},
     )
-    due_before = fields.AwareDateTime(metadata={"description": "Due strictly before (RFC 3339)."})
-    due_after = fields.AwareDateTime(metadata={"description": "Due strictly after (RFC 3339)."})
+    due_before = DateTime(metadata={"description": "Due strictly before (RFC 3339)."})
+    due_after = DateTime(metadata={"description": "Due strictly after (RFC 3339)."})
     overdue = fields.Boolean(
         metadata={"description": "`true`: past due and not completed; `false`: the others."}
     )
     owner_id = fields.Integer(
-        validate=validators.Range(min=1), metadata={"description": "Admins only."}
+        validate=validators.Range(min=1, max=MAX_ID), metadata={"description": "Admins only."}
     )
 
     @post_load
@@ -149,7 +170,7 @@ class TaskQuery(PageQuery):
             (part.removeprefix("-"), part.startswith("-")) for part in data["sort"].split(",")
         ]
         if "tag" in data:
-            data["tag"] = data["tag"].strip().lower()
+            data["tag"] = lower(data["tag"].strip(BLANK))
         return data
 
 

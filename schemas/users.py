@@ -8,7 +8,16 @@ from apiflask import Schema, fields, validators
 from marshmallow import ValidationError, post_load, validates_schema
 
 from api.models import Role, Tier
-from schemas.common import Enum, PageQuery, Pagination, PatchSchema, StrictBoolean
+from schemas.common import (
+    NO_NUL,
+    Enum,
+    PageQuery,
+    Pagination,
+    PatchSchema,
+    Pattern,
+    StrictBoolean,
+    lower,
+)
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
 PASSWORD_LENGTH = validators.Length(min=8, max=128)
@@ -16,11 +25,14 @@ PASSWORD_LENGTH = validators.Length(min=8, max=128)
 
 def username_field(**kwargs: Any) -> fields.String:
     return fields.String(
-        validate=validators.Regexp(
-            USERNAME_PATTERN,
-            error="3..32 characters: letters, digits, '_', '.', '-'; starts with a letter "
-            "or digit.",
-        ),
+        validate=[
+            validators.Length(min=3, max=32),
+            Pattern(
+                USERNAME_PATTERN,
+                error="3..32 characters: letters, digits, '_', '.', '-'; starts with a letter "
+                "or digit.",
+            ),
+        ],
         metadata={"description": "Case-insensitive; stored lower-case.", "example": "alice"},
         **kwargs,
     )
@@ -58,7 +70,7 @@ class LowerCaseIdentity(Schema):
     def normalise(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         for name in ("username", "email"):
             if name in data:
-                data[name] = data[name].lower()
+                data[name] = lower(data[name])
         return data
 
 
@@ -110,7 +122,7 @@ class UserQuery(PageQuery):
     tier = Enum(Tier)
     is_active = fields.Boolean()
     q = fields.String(
-        validate=validators.Length(min=1, max=254),
+        validate=[validators.Length(min=1, max=254), NO_NUL],
         metadata={"description": "Case-insensitive text in the username or email."},
     )
 

@@ -9,20 +9,28 @@ by `.ci/run`) makes a missing tier an error instead of a skip.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
+import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis.configuration import set_hypothesis_home_dir
 from redis import Redis, RedisError
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from werkzeug.serving import make_server
 
 from api import create_app
 from api.extensions import cache, db, limiter
@@ -32,6 +40,14 @@ from api.security import hash_password
 
 REQUIRED_TIERS = {t for t in os.environ.get("REQUIRE_TEST_TIERS", "").split(",") if t}
 PASSWORD = "correct horse battery"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis (under schemathesis) keeps caches in `./.hypothesis` even without an example
+    database: keep them in a temporary directory, not in the source tree."""
+    directory = tempfile.mkdtemp(prefix="tasks-api-hypothesis-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    set_hypothesis_home_dir(directory)
 
 
 def tier_missing(tier: str, reason: str) -> None:
@@ -288,3 +304,58 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 @pytest.fixture(scope="session")
 def spec_path() -> Path:
     return Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    """A real HTTP server on a loopback port, for clients that need one (SDK, browser)."""
+
+    url: str
+    app: TasksAPI
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The app on its own SQLite file, served by werkzeug in a thread for the whole session.
+
+    Tests that share it register users of their own (unique names) instead of emptying it.
+    """
+    application = make_app(f"sqlite:///{tmp_path_factory.mktemp('live') / 'tasks.db'}")
+    with application.app_context():
+        db.create_all()
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    yield LiveServer(f"http://127.0.0.1:{server.server_port}", application)
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+    with application.app_context():
+        db.engine.dispose()
+
+
+NODE_TOOLS = Path(__file__).resolve().parent.parent / "contract"
+
+
+@pytest.fixture(scope="session")
+def node_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """contract/package.json's pinned tools, `npm ci`-installed once per session into a tmp
+    dir; returns their `node_modules/.bin`. Skips (fails in CI) without node and npm."""
+    npm = shutil.which("npm")
+    if shutil.which("node") is None or npm is None:
+        tier_missing("node", "node and npm are not installed")
+    directory = tmp_path_factory.mktemp("node-tools")
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(NODE_TOOLS / name, directory / name)
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [npm, "ci", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"],
+        cwd=directory,
+        env={**os.environ, "SCARF_ANALYTICS": "false"},  # spectral-cli's telemetry
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if result.returncode != 0:
+        tier_missing("node", f"npm ci failed: {result.stderr[-2000:]}")
+    return directory / "node_modules" / ".bin"

@@ -326,10 +326,18 @@ def test_tokens_carry_their_family_and_generation(client: FlaskClient, make_user
     assert claims(rotated["access_token"])["fresh"] is False
 
 
-@pytest.mark.parametrize("body", [None, {}], ids=["no-body", "empty-object"])
-def test_login_without_credentials_is_422(client: FlaskClient, body: dict[str, str] | None) -> None:
-    response = client.post(LOGIN, json=body) if body is not None else client.post(LOGIN)
-    problem = assert_problem(response, 422)
+def test_login_without_any_credentials_is_401_with_a_basic_challenge(
+    client: FlaskClient,
+) -> None:
+    # The body is optional (HTTP Basic instead), so leaving both out is not a 422.
+    response = client.post(LOGIN)
+    problem = assert_problem(response, 401)
+    assert "HTTP Basic" in problem["detail"]
+    assert response.headers["WWW-Authenticate"] == 'Basic realm="tasks-api"'
+
+
+def test_login_with_an_empty_body_is_422(client: FlaskClient) -> None:
+    problem = assert_problem(client.post(LOGIN, json={}), 422)
     fields = {(e["location"], e["field"]) for e in problem["errors"]}
     assert fields == {("json", "login"), ("json", "password")}
 

@@ -1,7 +1,7 @@
 """SQLAlchemy 2 models. No HTTP imports here."""
 
 from api.models.api_key import ROLE_SCOPES, ApiKey, Scope
-from api.models.base import Base, utcnow
+from api.models.base import MAX_ID, Base, utcnow
 from api.models.idempotency import IdempotencyRecord
 from api.models.password_reset import PasswordResetToken
 from api.models.task import Tag, Task, TaskPriority, TaskStatus, task_tags
@@ -9,6 +9,7 @@ from api.models.token import RevokedToken
 from api.models.user import Role, Tier, User
 
 __all__ = [
+    "MAX_ID",
     "ROLE_SCOPES",
     "ApiKey",
     "Base",

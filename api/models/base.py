@@ -19,6 +19,11 @@ NAMING_CONVENTION = {
 }
 
 
+# Ids are 32-bit on every backend: a larger id cannot exist, and a larger number in a
+# query would overflow the database's integer (a 500, not an answer).
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

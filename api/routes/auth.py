@@ -41,18 +41,35 @@ _login_schema = LoginIn()
 @bp.output(UserOut, status_code=201, description="The new account.", headers=LocationHeader)
 @bp.doc(operation_id="register", responses={409: "The username or email is taken."})
 def register(json_data: dict[str, Any]) -> ViewResult:
-    """Create an account."""
+    """Create an account.
+
+    Usernames (3..32 of letters, digits, `_`, `.`, `-`) and emails are case-insensitive and
+    stored lower-case. Then `login` for tokens. A taken username or email is a 409.
+    """
     user = auth.register_user(**json_data)
     return user, 201, {"Location": url_for("users.get_current_user")}
 
 
+_BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="tasks-api"'}
+
+
 def _credentials(body: Any) -> tuple[str, str]:
-    """HTTP Basic credentials if sent, else the JSON body validated by `LoginIn`."""
+    """HTTP Basic credentials if sent, else the JSON body validated by `LoginIn`.
+
+    No credentials at all (no body, no Basic) is a 401 with a Basic challenge: the body is
+    optional in the spec, so its absence is not a validation error.
+    """
     basic = request.authorization
     if basic is not None and basic.type == "basic":
         return basic.username or "", basic.password or ""
+    if body is missing or body is None:
+        raise HTTPError(
+            401,
+            'Send {"login", "password"} as JSON, or HTTP Basic credentials.',
+            headers=_BASIC_CHALLENGE,
+        )
     try:
-        data = _login_schema.load({} if body is missing or body is None else body)
+        data = _login_schema.load(body)
     except ValidationError as error:
         raise HTTPError(422, "Validation error", detail={"json": error.messages}) from None
     return data["login"], data["password"]
@@ -73,9 +90,7 @@ def login(body: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     username, password = _credentials(body)
     user = auth.authenticate(username, password)
     if user is None:
-        headers = {}
-        if request.authorization is not None:
-            headers["WWW-Authenticate"] = 'Basic realm="tasks-api"'
+        headers = _BASIC_CHALLENGE if request.authorization is not None else {}
         raise HTTPError(401, "Invalid login or password.", headers=headers)
     return auth.issue_tokens(user), 200, NO_STORE
 
@@ -97,7 +112,10 @@ def refresh_token() -> tuple[dict[str, Any], int, dict[str, str]]:
 @bp.output(EmptySchema, status_code=204, description="Logged out.")
 @bp.doc(operation_id="logout")
 def logout() -> tuple[str, int]:
-    """Revoke this access token and its refresh token."""
+    """Revoke this access token and its refresh token.
+
+    Both stop working at once; other sessions (other logins) of the same user go on.
+    """
     auth.logout()
     return "", 204
 

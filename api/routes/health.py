@@ -23,7 +23,10 @@ bp = APIBlueprint(
 @bp.output(HealthOut)
 @bp.doc(operation_id="getLiveness")
 def get_liveness() -> dict[str, Any]:
-    """Report that the process serves requests (touches no dependency)."""
+    """Report that the process serves requests (touches no dependency).
+
+    For liveness probes: no token needed, never rate limited.
+    """
     return {"status": "ok", "checks": {}}
 
 
@@ -39,7 +42,10 @@ def get_liveness() -> dict[str, Any]:
     },
 )
 def get_readiness() -> dict[str, Any] | Response:
-    """Report whether every dependency (database, ...) answers."""
+    """Report whether every dependency (database, ...) answers.
+
+    For readiness probes: 200 when all checks pass, else 503 naming the failed ones.
+    """
     checks = health.check_dependencies()
     if all(check["status"] == "ok" for check in checks.values()):
         return {"status": "ok", "checks": checks}

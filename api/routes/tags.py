@@ -26,5 +26,9 @@ bp = APIBlueprint(
 @bp.output(TagList)
 @bp.doc(operation_id="listTags")
 def list_tags() -> dict[str, Any]:
-    """List your tags with how many of your tasks carry each."""
+    """List your tags with how many of your tasks carry each.
+
+    Tags are created when a task first uses them; a tag none of your tasks carries is not
+    listed.
+    """
     return {"data": tasks.list_tags(current_user())}

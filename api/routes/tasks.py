@@ -53,6 +53,24 @@ def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any
     return _with_etag(tasks.update_task(task, changes))
 
 
+def _task_links(*operation_ids: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from a response that carries a task to the operations on that task
+    (SDK generators and stateful testers follow them)."""
+    return {
+        operation_id: {
+            "operationId": operation_id,
+            "parameters": {"task_id": "$response.body#/id"},
+            "description": f"`id` of the task in this response, as `task_id` of `{operation_id}`.",
+        }
+        for operation_id in operation_ids
+    }
+
+
+_OPERATIONS_ON_A_TASK = _task_links(
+    "getTask", "updateTask", "replaceTask", "setTaskStatus", "deleteTask"
+)
+
+
 @bp.get("")
 @requires(Scope.TASKS_READ)
 @cached
@@ -60,7 +78,11 @@ def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any
 @bp.output(TaskList, headers=ListHeaders, description="One page of tasks.")
 @bp.doc(operation_id="listTasks", responses={403: "`owner_id` is for admins."})
 def list_tasks(query_data: dict[str, Any]) -> ViewResult:
-    """List tasks, filtered, sorted and paginated."""
+    """List tasks, filtered, sorted and paginated.
+
+    Filters combine with AND; repeat `status` or `priority` to match any of several values.
+    The body has `data` and `pagination`; the `Link` and `X-Total-Count` headers say the same.
+    """
     return paginated(tasks.list_tasks(current_user(), query_data))
 
 
@@ -69,10 +91,19 @@ def list_tasks(query_data: dict[str, Any]) -> ViewResult:
 @bp.input(IdempotencyKeyHeader, location="headers", arg_name="idempotency")
 @bp.input(TaskIn, location="json")
 @idempotent
-@bp.output(TaskOut, status_code=201, headers=CreatedTaskHeaders, description="The new task.")
+@bp.output(
+    TaskOut,
+    status_code=201,
+    headers=CreatedTaskHeaders,
+    description="The new task.",
+    links=_OPERATIONS_ON_A_TASK,
+)
 @bp.doc(operation_id="createTask", responses=_REPLAY)
 def create_task(json_data: dict[str, Any], idempotency: dict[str, Any]) -> ViewResult:
     """Create a task.
+
+    Only `title` is required. Tags are trimmed, lower-cased and de-duplicated. The answer is
+    201 with the task, its URL in `Location` and its `ETag`.
 
     Send an `Idempotency-Key` to make retries safe: a retry with the same key and body
     answers like the first request (with `Idempotency-Replayed: true`) and creates nothing.
@@ -88,7 +119,10 @@ def create_task(json_data: dict[str, Any], idempotency: dict[str, Any]) -> ViewR
 @bp.output(TaskOut, headers=ETagHeader)
 @bp.doc(operation_id="getTask")
 def get_task(task_id: int) -> ViewResult:
-    """Get a task."""
+    """Get a task.
+
+    Another user's task is a 404, exactly like a task that does not exist.
+    """
     return _with_etag(tasks.get_owned_task(current_user(), task_id))
 
 
@@ -102,7 +136,11 @@ def get_task(task_id: int) -> ViewResult:
 def replace_task(
     task_id: int, preconditions: dict[str, Any], json_data: dict[str, Any]
 ) -> ViewResult:
-    """Replace a task; fields left out take their defaults."""
+    """Replace a task; fields left out take their defaults.
+
+    Send the whole task: a field left out is reset (no description, no due date, no tags,
+    `pending`, `medium`). To change some fields only, use `updateTask`.
+    """
     return _changed(task_id, preconditions, json_data)
 
 
@@ -116,7 +154,10 @@ def replace_task(
 def update_task(
     task_id: int, preconditions: dict[str, Any], json_data: dict[str, Any]
 ) -> ViewResult:
-    """Change some fields of a task."""
+    """Change some fields of a task.
+
+    Send at least one field; the others keep their values. `version` goes up by one.
+    """
     return _changed(task_id, preconditions, json_data)
 
 
@@ -130,7 +171,10 @@ def update_task(
 def set_task_status(
     task_id: int, preconditions: dict[str, Any], json_data: dict[str, Any]
 ) -> ViewResult:
-    """Move a task to another status (`completed_at` follows)."""
+    """Move a task to another status (`completed_at` follows).
+
+    `completed` sets `completed_at` (once); any other status clears it.
+    """
     return _changed(task_id, preconditions, json_data)
 
 
@@ -141,7 +185,10 @@ def set_task_status(
 @bp.output(EmptySchema, status_code=204, description="Deleted.")
 @bp.doc(operation_id="deleteTask", responses=_STALE)
 def delete_task(task_id: int, preconditions: dict[str, Any]) -> ViewResult:
-    """Delete a task."""
+    """Delete a task.
+
+    The answer is 204 with no body; the task is gone for good (a later read is a 404).
+    """
     task = tasks.get_owned_task(current_user(), task_id)
     check_if_match(task, preconditions.get("if_match"))
     tasks.delete_task(task)

@@ -42,7 +42,10 @@ _LAST_ADMIN = {409: "The change would leave no active admin."}
 @bp.output(UserOut)
 @bp.doc(operation_id="getCurrentUser")
 def get_current_user() -> ViewResult:
-    """Get your own account."""
+    """Get your own account.
+
+    The account of the token's user; its password hash never leaves the server.
+    """
     return current_user()
 
 

@@ -10,11 +10,11 @@ from sqlalchemy import or_, select, update
 
 from api.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from api.extensions import db
-from api.models import ROLE_SCOPES, ApiKey, Scope, User
+from api.models import MAX_ID, ROLE_SCOPES, ApiKey, Scope, User
 from api.pagination import Page
 from api.services import clock
 from api.services.secret_tokens import digest, new_secret
-from api.services.sql import MAX_ID, fetch_page
+from api.services.sql import fetch_page
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from api.extensions import db
 from api.models import Role, User
 from api.security import hash_password, verify_password
 from api.services import tokens
+from schemas.common import lower
 
 _signals = Namespace()
 login_failed = _signals.signal(
@@ -68,8 +69,12 @@ def authenticate(login: str, password: str) -> User | None:
     Unknown user, wrong password and inactive user take the same time and give the
     same answer, so login cannot be used to find out which accounts exist.
     """
-    login = login.strip().lower()
-    user = db.session.scalar(select(User).where(or_(User.username == login, User.email == login)))
+    login = lower(login.strip())  # as usernames and emails are stored
+    user = None
+    if "\x00" not in login:  # no account has one, and PostgreSQL cannot compare with it
+        user = db.session.scalar(
+            select(User).where(or_(User.username == login, User.email == login))
+        )
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         _fail(login, user)

@@ -11,8 +11,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api.extensions import db
 from api.pagination import Page
 
-MAX_ID = 2**31 - 1  # ids are 32-bit on every backend; larger ones cannot exist
-
 
 def insert_missing(model: Any, rows: Sequence[dict[str, Any]], key: str | tuple[str, ...]) -> int:
     """Insert `rows`, skipping those whose unique `key` (a column or columns) exists

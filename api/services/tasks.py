@@ -10,9 +10,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from api.errors import ForbiddenError, NotFoundError, PreconditionFailedError
 from api.extensions import db
-from api.models import Tag, Task, TaskPriority, TaskStatus, User, task_tags
+from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
-from api.services.sql import MAX_ID, insert_missing
+from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
 _RANKS: dict[str, ColumnElement[Any]] = {

@@ -8,12 +8,12 @@ from sqlalchemy import func, or_, select
 
 from api.errors import ConflictError, ForbiddenError, NotFoundError
 from api.extensions import db
-from api.models import Role, User
+from api.models import MAX_ID, Role, User
 from api.pagination import Page
 from api.security import hash_password
 from api.services import tokens
 from api.services.auth import check_current_password, commit_account, issue_tokens
-from api.services.sql import MAX_ID, fetch_page
+from api.services.sql import fetch_page
 
 
 def update_profile(user: User, changes: dict[str, Any]) -> User:

@@ -1,0 +1,1 @@
+"""Contract tooling: schemathesis settings and hooks, the CLI run, the node tools' pins."""

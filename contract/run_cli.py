@@ -1,0 +1,162 @@
+"""`make contract`: the schemathesis CLI, every check, against gunicorn on a fresh database.
+
+Migrates a new database (PostgreSQL when `TEST_DATABASE_URL` is set, else SQLite in a
+temporary directory), serves it with gunicorn on a free loopback port, registers the users
+of contract/wfc-auth.json through the API, runs `schemathesis run --checks all` with
+contract/schemathesis.toml and contract/hooks.py, and stops the server. Rate limits are off
+for the run (`RATELIMIT_ENABLED=false`): a fuzzer would only measure them.
+
+Usage: python -m contract.run_cli [--max-examples N] [extra schemathesis options...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from contract.hooks import CONFIG_FILE, wfc_users
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SPEC = ROOT / "openapi" / "openapi.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def database(workdir: Path) -> Iterator[str]:
+    """A new, empty database: on `TEST_DATABASE_URL`'s server if set, else SQLite."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        yield f"sqlite:///{workdir / 'tasks.db'}"
+        return
+    name = f"tasks_api_contract_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "RATELIMIT_ENABLED": "false",
+        # Cheap hashing: the run logs in for every logout and refresh it sends.
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_COST": "8",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
+    """Serve the app with gunicorn until the block ends; yields the base URL."""
+    base_url = f"http://127.0.0.1:{port}"
+    with log.open("w") as out:
+        process = subprocess.Popen(  # noqa: S603 - fixed argv
+            [str(BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_ready(base_url, process)
+            yield base_url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {process.returncode}")
+        try:
+            if requests.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("gunicorn did not become ready in 30 s")
+
+
+def register_users(base_url: str) -> None:
+    for credentials in wfc_users().values():
+        login = credentials["login"]
+        account = {
+            "username": login,
+            "email": f"{login}@example.com",
+            "password": credentials["password"],
+        }
+        response = requests.post(f"{base_url}/api/v1/auth/register", json=account, timeout=10)
+        response.raise_for_status()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-examples", type=int, default=50)
+    options, extra = parser.parse_known_args()
+    with tempfile.TemporaryDirectory(prefix="tasks-api-contract-") as tmp:
+        workdir = Path(tmp)
+        with database(workdir) as database_url:
+            env = server_env(database_url)
+            subprocess.run(  # noqa: S603 - fixed argv
+                [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+            log = workdir / "gunicorn.log"
+            with gunicorn(env, free_port(), log) as base_url:
+                register_users(base_url)
+                command = [
+                    str(BIN / "schemathesis"),
+                    "--config-file", str(CONFIG_FILE),
+                    "run", str(SPEC),
+                    "--url", base_url,
+                    "--checks", "all",
+                    "--max-examples", str(options.max_examples),
+                    "--generation-database", "none",
+                    *extra,
+                ]  # fmt: skip
+                print("contract:", " ".join(command), flush=True)
+                hooks = {
+                    "SCHEMATHESIS_HOOKS": str(ROOT / "contract" / "hooks.py"),
+                    # Hypothesis' caches, which it would otherwise keep in ./.hypothesis
+                    "HYPOTHESIS_STORAGE_DIRECTORY": str(workdir / "hypothesis"),
+                }
+                result = subprocess.run(command, cwd=ROOT, env={**env, **hooks}, check=False)  # noqa: S603
+            if result.returncode != 0:
+                print(f"--- gunicorn log ({log}) ---\n{log.read_text()[-20000:]}", flush=True)
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""/docs in a real browser (tier `chromium`): Debian's headless Chromium driven by Playwright.
+
+The page loads from a live server with every request that leaves 127.0.0.1 blocked and
+recorded; every tag and operation of the spec must render, no request may fail or be
+blocked, and a person's first session must work: Authorize with a real token, then
+"Try it out" -> Execute on `listTasks`, which shows a 200 with the user's tasks.
+A screenshot goes to test-artifacts/ (git-ignored) or $TEST_ARTIFACTS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from api.openapi import SPEC_FILE
+from tests.conftest import LiveServer, tier_missing
+
+pytestmark = pytest.mark.contract
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(
+    os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+)
+# Quiet, offline Chromium: no sandbox (CI runs as root), no GPU, no phoning home.
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PASSWORD = "correct horse battery"
+
+try:
+    from playwright.sync_api import BrowserContext, Page, Request, Route, expect, sync_playwright
+except ImportError:  # pragma: no cover - playwright is a dev dependency
+    sync_playwright = None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    """Headless Chromium with a fresh profile. Never `playwright install`: Debian's build."""
+    if sync_playwright is None:
+        tier_missing("chromium", "playwright is not installed")
+    if not CHROMIUM.exists():
+        tier_missing("chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        try:
+            context = playwright.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("chromium-profile")),
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=ARGS,
+                viewport={"width": 1280, "height": 2000},
+            )
+        except Exception as error:  # any launch failure means no browser here
+            tier_missing("chromium", f"Chromium did not start: {error}")
+        yield context
+        context.close()
+
+
+def spec_operations() -> dict[str, str]:
+    """{operationId: tag} from the committed spec."""
+    spec = json.loads(SPEC_FILE.read_text())
+    return {
+        operation["operationId"]: operation["tags"][0]
+        for item in spec["paths"].values()
+        for operation in item.values()
+    }
+
+
+def user_with_tasks(server: LiveServer, titles: list[str]) -> str:
+    """Register a user, create `titles` as their tasks; return an access token."""
+    name = f"docs-{uuid.uuid4().hex[:8]}"
+    account = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+    api = f"{server.url}/api/v1"
+    requests.post(f"{api}/auth/register", json=account, timeout=10).raise_for_status()
+    login = requests.post(
+        f"{api}/auth/login", json={"login": name, "password": PASSWORD}, timeout=10
+    )
+    token: str = login.json()["access_token"]
+    for title in titles:
+        created = requests.post(
+            f"{api}/tasks",
+            json={"title": title},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert created.status_code == 201, created.text
+    return token
+
+
+def test_docs_render_and_try_it_out_works_offline(
+    browser: BrowserContext, live_server: LiveServer
+) -> None:
+    token = user_with_tasks(live_server, ["Read the docs", "Try it out"])
+    page: Page = browser.new_page()
+    blocked: list[str] = []
+    failed: list[str] = []
+
+    def only_loopback(route: Route) -> None:
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    def on_failed(request: Request) -> None:
+        failed.append(f"{request.method} {request.url}: {request.failure}")
+
+    page.route("**/*", only_loopback)
+    page.on("requestfailed", on_failed)
+    bad_responses: list[str] = []
+    page.on(
+        "response",
+        lambda r: bad_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+    )
+
+    page.goto(f"{live_server.url}/docs", wait_until="networkidle")
+
+    # every tag, and every operation under its tag, by operationId
+    operations = spec_operations()
+    for tag in set(operations.values()):
+        expect(page.locator(f'.opblock-tag[data-tag="{tag}"]')).to_be_visible()
+    for operation_id, tag in operations.items():
+        block = page.locator(f"#operations-{tag}-{operation_id}")
+        expect(block).to_be_visible()
+        expect(block.locator(".opblock-summary-operation-id")).to_have_text(operation_id)
+    assert page.locator(".opblock").count() == len(operations)
+
+    # Authorize with a real token (BearerAuth)
+    page.locator("button.authorize").first.click()
+    bearer = page.locator(".auth-container").filter(has_text="BearerAuth")
+    bearer.locator("input").fill(token)
+    bearer.locator("button.authorize").click()
+    expect(bearer.locator("button", has_text="Logout")).to_be_visible()  # = authorized
+    expect(bearer.locator("code", has_text="******")).to_be_visible()
+    bearer.locator("button.btn-done").click()
+
+    # Try it out -> Execute on listTasks
+    list_tasks = page.locator("#operations-Tasks-listTasks")
+    list_tasks.locator(".opblock-summary").click()
+    list_tasks.locator("button.try-out__btn").click()
+    list_tasks.locator("button.execute").click()
+    live = list_tasks.locator(".live-responses-table")
+    expect(live.locator("tr.response .response-col_status")).to_have_text("200")
+    body = live.locator(
+        ".response-col_description .microlight, .response-col_description pre"
+    ).first
+    expect(body).to_contain_text('"title": "Try it out"')
+    expect(body).to_contain_text('"title": "Read the docs"')
+    expect(body).to_contain_text('"total": 2')
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "docs-full-page.png"), full_page=True)
+    list_tasks.screenshot(path=str(ARTIFACTS / "docs-try-it-out-listTasks.png"))
+    page.close()
+
+    assert blocked == [], "the docs page must not leave this server"
+    assert failed == []
+    assert bad_responses == []

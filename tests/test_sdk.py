@@ -1,0 +1,205 @@
+"""A Python SDK generated from the committed openapi/openapi.json drives a live server.
+
+openapi-python-client writes the client into a temporary directory (nothing lands in the
+repository); the test imports it from there and walks a user's journey with its typed
+models: register, log in, create, list with filters and pages, change, complete, delete,
+and the errors the SDK must hand back as typed problems. The client raises on any status
+the spec does not document, so an undocumented answer fails the journey too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from api.openapi import SPEC_FILE
+from tests.conftest import LiveServer
+
+pytestmark = pytest.mark.contract
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "contract" / "openapi-python-client.yaml"
+BIN = Path(sys.executable).parent
+PACKAGE = "tasks_api_client"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="module")
+def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """`tasks_api_client`, generated from the committed spec and imported from a tmp dir."""
+    out = tmp_path_factory.mktemp("sdk")
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [
+            str(BIN / "openapi-python-client"), "generate",
+            "--path", str(SPEC_FILE),
+            "--config", str(CONFIG),
+            "--meta", "none",
+            "--output-path", str(out / PACKAGE),
+            "--fail-on-warning",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": f"{BIN}:/usr/bin:/bin"},  # its post-hooks run this venv's ruff
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    sys.path.insert(0, str(out))
+    try:
+        yield importlib.import_module(PACKAGE)
+    finally:
+        sys.path.remove(str(out))
+        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
+            del sys.modules[name]
+
+
+def submodules(package: ModuleType) -> set[str]:
+    return {info.name for info in pkgutil.iter_modules(package.__path__)}
+
+
+def op(sdk: ModuleType, tag: str, name: str) -> Any:
+    return importlib.import_module(f"{PACKAGE}.api.{tag}.{name}")
+
+
+def test_method_names_come_from_the_operation_ids(sdk: ModuleType) -> None:
+    api = importlib.import_module(f"{PACKAGE}.api")
+    assert submodules(api) == {"auth", "users", "tasks", "tags", "health"}
+    tasks = importlib.import_module(f"{PACKAGE}.api.tasks")
+    assert submodules(tasks) == {
+        "list_tasks",
+        "create_task",
+        "get_task",
+        "update_task",
+        "replace_task",
+        "set_task_status",
+        "delete_task",
+    }
+    auth = importlib.import_module(f"{PACKAGE}.api.auth")
+    assert submodules(auth) == {"register", "login", "refresh_token", "logout"}
+    models = importlib.import_module(f"{PACKAGE}.models")
+    for name in ("TaskIn", "TaskPatchIn", "TaskOut", "TaskList", "Problem", "ValidationProblem"):
+        assert hasattr(models, name), name
+
+
+def test_a_user_journey_through_the_sdk(sdk: ModuleType, live_server: LiveServer) -> None:
+    m = importlib.import_module(f"{PACKAGE}.models")
+    anonymous = sdk.Client(base_url=live_server.url, raise_on_unexpected_status=True)
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+
+    # register and log in
+    registered = op(sdk, "auth", "register").sync_detailed(
+        client=anonymous,
+        body=m.RegisterIn(username=name, email=f"{name}@example.com", password=PASSWORD),
+    )
+    assert registered.status_code == 201
+    assert isinstance(registered.parsed, m.UserOut)
+    assert registered.headers["Location"] == "/api/v1/users/me"
+    tokens = op(sdk, "auth", "login").sync(
+        client=anonymous, body=m.LoginIn(login=name, password=PASSWORD)
+    )
+    assert isinstance(tokens, m.TokenOut)
+    assert tokens.token_type == "Bearer"
+    client = sdk.AuthenticatedClient(
+        base_url=live_server.url, token=tokens.access_token, raise_on_unexpected_status=True
+    )
+    me = op(sdk, "users", "get_current_user").sync(client=client)
+    assert isinstance(me, m.UserOut)
+    assert (me.username, me.role) == (name, m.UserOutRole.USER)
+
+    # create three tasks
+    due = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    create_task = op(sdk, "tasks", "create_task")
+    created = []
+    for title, priority in [("one", "HIGH"), ("two", "LOW"), ("three", "HIGH")]:
+        response = create_task.sync_detailed(
+            client=client,
+            body=m.TaskIn(
+                title=title,
+                priority=m.TaskInPriority[priority],
+                tags=["SDK", "Journey"],
+                due_date=due,
+            ),
+        )
+        assert response.status_code == 201
+        task = response.parsed
+        assert isinstance(task, m.TaskOut)
+        assert response.headers["Location"] == f"/api/v1/tasks/{task.id}"
+        assert task.tags == ["journey", "sdk"]
+        assert task.due_date == due
+        assert task.status == m.TaskOutStatus.PENDING
+        created.append(task)
+
+    # list with filters and pages
+    list_tasks = op(sdk, "tasks", "list_tasks")
+    first = list_tasks.sync_detailed(
+        client=client,
+        priority=[m.ListTasksPriorityItem.HIGH],
+        tag="sdk",
+        sort="title",
+        per_page=1,
+    )
+    assert first.status_code == 200
+    assert isinstance(first.parsed, m.TaskList)
+    assert [t.title for t in first.parsed.data] == ["one"]
+    assert first.parsed.pagination.total == 2
+    assert first.parsed.pagination.pages == 2
+    assert first.headers["X-Total-Count"] == "2"
+    second = list_tasks.sync(
+        client=client, priority=[m.ListTasksPriorityItem.HIGH], sort="title", per_page=1, page=2
+    )
+    assert [t.title for t in second.data] == ["three"]
+    assert second.pagination.next_ is None
+
+    # change: patch, replace, set status
+    one, two, three = created
+    patched = op(sdk, "tasks", "update_task").sync(
+        one.id, client=client, body=m.TaskPatchIn(title="one, renamed")
+    )
+    assert isinstance(patched, m.TaskOut)
+    assert (patched.title, patched.version) == ("one, renamed", one.version + 1)
+    replaced = op(sdk, "tasks", "replace_task").sync(
+        two.id, client=client, body=m.TaskIn(title="two, replaced")
+    )
+    assert (replaced.title, replaced.tags, replaced.due_date) == ("two, replaced", [], None)
+    done = op(sdk, "tasks", "set_task_status").sync(
+        three.id, client=client, body=m.TaskStatusIn(status=m.TaskStatusInStatus.COMPLETED)
+    )
+    assert done.status == m.TaskOutStatus.COMPLETED
+    assert isinstance(done.completed_at, datetime)
+    completed = list_tasks.sync(client=client, status=[m.ListTasksStatusItem.COMPLETED])
+    assert [t.id for t in completed.data] == [three.id]
+    tags = op(sdk, "tags", "list_tags").sync(client=client)
+    assert {(t.name, t.task_count) for t in tags.data} == {("sdk", 2), ("journey", 2)}
+
+    # delete; then the task is a typed 404 problem
+    deleted = op(sdk, "tasks", "delete_task").sync_detailed(three.id, client=client)
+    assert deleted.status_code == 204
+    missing = op(sdk, "tasks", "get_task").sync_detailed(three.id, client=client)
+    assert missing.status_code == 404
+    assert isinstance(missing.parsed, m.Problem)
+    assert missing.parsed.status == 404
+    assert missing.parsed.request_id == missing.headers["X-Request-ID"]
+
+    # an invalid body is a typed validation problem naming the field
+    invalid = create_task.sync_detailed(client=client, body=m.TaskIn(title=" "))
+    assert invalid.status_code == 422
+    assert isinstance(invalid.parsed, m.ValidationProblem)
+    assert [(e.location, e.field) for e in invalid.parsed.errors] == [
+        (m.FieldErrorLocation.JSON, "title")
+    ]
+
+    # log out: the token stops working, and that too is a typed problem
+    assert op(sdk, "auth", "logout").sync_detailed(client=client).status_code == 204
+    refused = op(sdk, "users", "get_current_user").sync_detailed(client=client)
+    assert refused.status_code == 401
+    assert isinstance(refused.parsed, m.Problem)
+    assert refused.parsed.detail == "The token has been revoked."
