@@ -12,6 +12,20 @@ from apiflask import APIFlask
 ViewResult = Any
 
 
+def response_links(noun: str, parameter: str, *operation_ids: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from a response that carries a `noun` (its `id`) to the operations that
+    take that id as `parameter` (SDK generators and stateful testers follow them)."""
+    return {
+        operation_id: {
+            "operationId": operation_id,
+            "parameters": {parameter: "$response.body#/id"},
+            "description": f"`id` of the {noun} in this response, as `{parameter}` of "
+            f"`{operation_id}`.",
+        }
+        for operation_id in operation_ids
+    }
+
+
 def init_app(app: APIFlask) -> None:
     from api.routes import admin, api_keys, auth, health, tags, tasks, users
 
