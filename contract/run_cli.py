@@ -102,7 +102,9 @@ def wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
         try:
             if requests.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        # Refused before gunicorn listens; a timeout while its workers still boot (a
+        # loaded machine takes seconds to import the app).
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     raise SystemExit("gunicorn did not become ready in 30 s")
