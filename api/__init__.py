@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.config import check_secrets, load_settings, sqlite_url, use_redis
 from api.openapi import SchemaKeywordsPlugin, TasksAPI
+from api.serialization import OrjsonProvider
 
 __version__ = "1.0.0"
 
@@ -47,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         spec_plugins=[SchemaKeywordsPlugin()],
     )
     app.config.from_mapping(settings)
+    app.json = OrjsonProvider(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = sqlite_url(app.instance_path)

@@ -163,6 +163,14 @@ class TaskQuery(PageQuery):
     owner_id = fields.Integer(
         validate=validators.Range(min=1, max=MAX_ID), metadata={"description": "Admins only."}
     )
+    after = fields.String(
+        validate=[validators.Length(min=1, max=1000), NO_NUL],
+        metadata={
+            "description": "Keyset paging: `pagination.next_cursor` of the previous page, with "
+            "the same filters and sort (not with `page`, nor a sort by `due_date`). Every "
+            "page costs the same however deep it is."
+        },
+    )
 
     @post_load
     def parse(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
