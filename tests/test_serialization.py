@@ -185,3 +185,17 @@ def test_responses_are_encoded_by_orjson(app: TasksAPI) -> None:
     assert type(app.json).__name__ == "OrjsonProvider"
     with app.app_context():
         assert app.json.loads(app.json.dumps({"✓": [1, None, "é"]})) == {"✓": [1, None, "é"]}
+
+
+def test_liveness_is_answered_before_flask_with_the_usual_headers(app: TasksAPI) -> None:
+    client = app.test_client()
+    response = client.get("/health/live", headers={"X-Request-ID": "probe-1"})
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "checks": {}}
+    assert response.headers["X-Request-ID"] == "probe-1"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    generated = client.get("/health/live", headers={"X-Request-ID": "bad id!"})
+    assert len(generated.headers["X-Request-ID"]) == 32
+    # Other methods and paths still reach the app.
+    assert client.post("/health/live").status_code == 405
