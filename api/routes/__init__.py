@@ -13,7 +13,7 @@ ViewResult = Any
 
 
 def init_app(app: APIFlask) -> None:
-    from api.routes import admin, api_keys, auth, health, tags, tasks, users
+    from api.routes import admin, api_keys, auth, health, jobs, reports, tags, tasks, users
 
-    for module in (auth, users, api_keys, tasks, tags, admin, health):
+    for module in (auth, users, api_keys, tasks, tags, reports, jobs, admin, health):
         app.register_blueprint(module.bp)
