@@ -213,7 +213,7 @@ def test_a_summary_matches_the_database(app: TasksAPI, client: FlaskClient, auth
     assert summary["by_tag"] == expected["by_tag"] == {"work": 2, "q4": 1, "home": 1}
     assert summary["overdue"] == expected["overdue"] == 1
     weeks = {"{}-W{:02d}".format(*c.isocalendar()[:2]) for c in expected["completed"]}
-    assert summary["completed_per_week"] == {week: 2 for week in weeks}
+    assert summary["completed_per_week"] == dict.fromkeys(weeks, 2)
     assert set(summary) == {
         "total",
         "by_status",
@@ -267,7 +267,8 @@ def test_a_csv_export_round_trips_through_the_csv_module(
     assert rows[0]["due_date"] == ""
     with app.app_context():
         stored = db.session.get(Task, created[1]["id"])
-        assert stored is not None and stored.due_date is not None
+        assert stored is not None
+        assert stored.due_date is not None
         assert rows[1]["due_date"] == stored.due_date.isoformat()
     assert [row["status"] for row in rows] == [task["status"] for task in created]
 
