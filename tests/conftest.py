@@ -139,6 +139,25 @@ def redis_url() -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def celery_broker_url() -> str:
+    """A Redis database for Celery tests: `TEST_CELERY_BROKER_URL`, else database 12 of
+    `TEST_REDIS_URL`'s server (keys under a per-run prefix). Skips (fails in CI) without."""
+    url = os.environ.get("TEST_CELERY_BROKER_URL")
+    if not url and os.environ.get("TEST_REDIS_URL"):
+        url = make_url(os.environ["TEST_REDIS_URL"]).set(database="12").render_as_string()
+    if not url:
+        tier_missing("celery", "neither TEST_CELERY_BROKER_URL nor TEST_REDIS_URL is set")
+    client = Redis.from_url(url, socket_timeout=2)
+    try:
+        client.ping()
+    except RedisError as error:
+        tier_missing("celery", f"cannot reach the Celery broker: {error}")
+    finally:
+        client.close()
+    return url
+
+
 # A Redis URL where nothing listens: Redis "down" without stopping the shared server.
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
 
