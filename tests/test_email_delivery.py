@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -59,14 +60,21 @@ def smtp() -> Iterator[tuple[int, Inbox]]:
         controller.stop()
 
 
-def smtp_app(tmp_path: Path, port: int) -> TasksAPI:
-    return app_with_schema(
-        sqlite_url(tmp_path),
-        MAIL_BACKEND="smtp",
-        MAIL_SERVER="127.0.0.1",
-        MAIL_PORT=port,
-        MAIL_TIMEOUT=2,
-    )
+@contextmanager
+def smtp_app(tmp_path: Path, port: int) -> Iterator[TasksAPI]:
+    """An app (inline jobs) that sends its email to 127.0.0.1:`port`."""
+    with isolated_process_state():
+        app = app_with_schema(
+            sqlite_url(tmp_path),
+            MAIL_BACKEND="smtp",
+            MAIL_SERVER="127.0.0.1",
+            MAIL_PORT=port,
+            MAIL_TIMEOUT=2,
+        )
+        try:
+            yield app
+        finally:
+            dispose(app)
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -85,22 +93,18 @@ def test_register_sends_the_welcome_email_and_tells_the_admins(
     smtp: tuple[int, Inbox], tmp_path: Path
 ) -> None:
     port, inbox = smtp
-    with isolated_process_state():
-        app = smtp_app(tmp_path, port)
-        try:
-            add_user(app, "root", role="admin")
-            response = app.test_client().post(REGISTER, json=ADA)
-            assert response.status_code == 201
-            assert inbox.received == []  # nothing is sent before the response is
-            response.close()
-            with app.app_context():
-                jobs = db.session.scalars(select(Job).order_by(Job.id)).all()
-                assert [(j.kind, j.status, j.owner_id) for j in jobs] == [
-                    ("email.welcome", "succeeded", None),
-                    ("email.new_user", "succeeded", None),
-                ]
-        finally:
-            dispose(app)
+    with smtp_app(tmp_path, port) as app:
+        add_user(app, "root", role="admin")
+        response = app.test_client().post(REGISTER, json=ADA)
+        assert response.status_code == 201
+        assert inbox.received == []  # nothing is sent before the response is
+        response.close()
+        with app.app_context():
+            jobs = db.session.scalars(select(Job).order_by(Job.id)).all()
+            assert [(j.kind, j.status, j.owner_id) for j in jobs] == [
+                ("email.welcome", "succeeded", None),
+                ("email.new_user", "succeeded", None),
+            ]
 
     [(to, welcome), (admin_to, notice)] = inbox.received
     assert to == ["ada@example.com"]
@@ -119,25 +123,21 @@ def test_task_created_confirmation_only_when_asked_for(
     smtp: tuple[int, Inbox], tmp_path: Path
 ) -> None:
     port, inbox = smtp
-    with isolated_process_state():
-        app = smtp_app(tmp_path, port)
-        try:
-            client = app.test_client()
-            add_user(app, "alice")
-            headers = bearer(login(client, "alice")["access_token"])
-            client.post("/api/v1/tasks", json={"title": "Quiet"}, headers=headers).close()
-            assert inbox.received == []
-            turned_on = client.patch(
-                "/api/v1/users/me", json={"notify_on_task_created": True}, headers=headers
-            )
-            assert turned_on.status_code == 200
-            assert turned_on.get_json()["notify_on_task_created"] is True
-            created = client.post(
-                "/api/v1/tasks", json={"title": "Loud\nand clear <b>"}, headers=headers
-            )
-            created.close()
-        finally:
-            dispose(app)
+    with smtp_app(tmp_path, port) as app:
+        client = app.test_client()
+        add_user(app, "alice")
+        headers = bearer(login(client, "alice")["access_token"])
+        client.post("/api/v1/tasks", json={"title": "Quiet"}, headers=headers).close()
+        assert inbox.received == []
+        turned_on = client.patch(
+            "/api/v1/users/me", json={"notify_on_task_created": True}, headers=headers
+        )
+        assert turned_on.status_code == 200
+        assert turned_on.get_json()["notify_on_task_created"] is True
+        created = client.post(
+            "/api/v1/tasks", json={"title": "Loud\nand clear <b>"}, headers=headers
+        )
+        created.close()
     [(to, message)] = inbox.received
     assert to == ["alice@example.com"]
     assert message["Subject"] == "Task created: Loud and clear <b>"
@@ -147,18 +147,14 @@ def test_task_created_confirmation_only_when_asked_for(
 
 
 def test_smtp_down_is_retried_then_failed_and_register_still_succeeds(tmp_path: Path) -> None:
-    with isolated_process_state():
-        app = smtp_app(tmp_path, free_port())  # nothing listens there
-        try:
-            response = app.test_client().post(REGISTER, json=ADA)
-            assert response.status_code == 201
-            assert response.get_json()["username"] == "ada"
-            response.close()
-            with app.app_context():
-                job = db.session.scalars(select(Job)).one()
-                assert (job.kind, job.status) == ("email.welcome", "failed")
-                assert job.attempts == app.config["JOB_MAX_ATTEMPTS"] == 3
-                assert job.error is not None
-                assert job.error.startswith("ConnectionRefusedError")
-        finally:
-            dispose(app)
+    with smtp_app(tmp_path, free_port()) as app:  # nothing listens there
+        response = app.test_client().post(REGISTER, json=ADA)
+        assert response.status_code == 201
+        assert response.get_json()["username"] == "ada"
+        response.close()
+        with app.app_context():
+            job = db.session.scalars(select(Job)).one()
+            assert (job.kind, job.status) == ("email.welcome", "failed")
+            assert job.attempts == app.config["JOB_MAX_ATTEMPTS"] == 3
+            assert job.error is not None
+            assert job.error.startswith("ConnectionRefusedError")

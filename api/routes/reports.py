@@ -10,7 +10,7 @@ from flask import url_for
 from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import reports_limit
 from api.models import Scope
-from api.routes import ViewResult
+from api.routes import ViewResult, links_to
 from api.security import current_user, requires
 from api.services import reports
 from schemas.common import LocationHeader
@@ -25,18 +25,6 @@ bp = APIBlueprint(
 )
 
 
-def _job_links(*operation_ids: str) -> dict[str, dict[str, Any]]:
-    """OpenAPI links from a response carrying a job to the operations on that job."""
-    return {
-        operation_id: {
-            "operationId": operation_id,
-            "parameters": {"job_id": "$response.body#/id"},
-            "description": f"`id` of the job in this response, as `job_id` of `{operation_id}`.",
-        }
-        for operation_id in operation_ids
-    }
-
-
 @bp.post("")
 @requires(Scope.REPORTS_WRITE)
 @reports_limit
@@ -48,7 +36,7 @@ def _job_links(*operation_ids: str) -> dict[str, dict[str, Any]]:
     status_code=202,
     headers=LocationHeader,
     description="The queued job; poll `Location` until it has succeeded.",
-    links=_job_links("getJob", "getJobResult"),
+    links=links_to("job_id", "getJob", "getJobResult"),
 )
 @bp.doc(
     operation_id="createReport",

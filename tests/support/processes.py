@@ -141,8 +141,13 @@ def start_gunicorn(module: str, log: Path, **settings: str) -> Gunicorn:
     defaults = {"APP_ENV": "testing", "GUNICORN_GRACEFUL_TIMEOUT": "10", "WEB_CONCURRENCY": "1"}
     env = child_environment(**{**defaults, **settings, "HOST": "127.0.0.1", "PORT": str(port)})
     command = [str(VENV_BIN / "gunicorn"), "-c", str(REPO / "gunicorn.conf.py"), f"{module}:app"]
+    return Gunicorn(port, spawn(command, env, log), log)
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `command` in the repository, in a process group of its own, output to `log`."""
     with log.open("ab") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own command line
+        return subprocess.Popen(  # noqa: S603 - our own command line
             command,
             cwd=REPO,
             env=env,
@@ -151,7 +156,6 @@ def start_gunicorn(module: str, log: Path, **settings: str) -> Gunicorn:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Gunicorn(port, process, log)
 
 
 def wait_ready(server: Gunicorn) -> None:
@@ -375,16 +379,7 @@ def start_celery_worker(log: Path, **settings: str) -> CeleryWorker:
         "--without-heartbeat",
     ]
     offset = log.stat().st_size if log.exists() else 0
-    with log.open("ab") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own command line
-            command,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn(command, env, log)
     worker = CeleryWorker(process, log)
 
     def ready() -> bool:
