@@ -72,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         conditional,
         errors,
         http,
+        jobs,
         limits,
         observability,
         openapi,
@@ -91,6 +92,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     migrate.init_app(app, db, render_as_batch=True, directory=str(_MIGRATIONS))
     mail.init_app(app)
     init_redis(app)
+    jobs.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     http.init_app(app)

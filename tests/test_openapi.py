@@ -164,10 +164,9 @@ def test_protected_operations_show_both_schemes_and_their_scope(spec: dict[str, 
     assert checked >= 20
 
 
-def test_every_scope_guards_an_operation_but_reports(spec: dict[str, Any]) -> None:
-    # `reports:write` is granted already; its operations come with the reports resource.
+def test_every_scope_guards_an_operation(spec: dict[str, Any]) -> None:
     used = {s for _, _, op in operations(spec) for s in op.get("x-required-scopes", [])}
-    assert used == SCOPES - {"reports:write"}
+    assert used == SCOPES
 
 
 def _example_path(path: str) -> str:

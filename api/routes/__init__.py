@@ -12,8 +12,22 @@ from apiflask import APIFlask
 ViewResult = Any
 
 
-def init_app(app: APIFlask) -> None:
-    from api.routes import admin, api_keys, auth, health, tags, tasks, users
+def links_to(parameter: str, *operation_ids: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from a response to the operations on the resource it carries, whose
+    `id` they take as `parameter` (SDK generators and stateful testers follow them)."""
+    return {
+        operation_id: {
+            "operationId": operation_id,
+            "parameters": {parameter: "$response.body#/id"},
+            "description": f"`id` of the {parameter.removesuffix('_id')} in this response, as "
+            f"`{parameter}` of `{operation_id}`.",
+        }
+        for operation_id in operation_ids
+    }
 
-    for module in (auth, users, api_keys, tasks, tags, admin, health):
+
+def init_app(app: APIFlask) -> None:
+    from api.routes import admin, api_keys, auth, health, jobs, reports, tags, tasks, users
+
+    for module in (auth, users, api_keys, tasks, tags, reports, jobs, admin, health):
         app.register_blueprint(module.bp)

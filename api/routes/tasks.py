@@ -14,7 +14,7 @@ from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import protected
 from api.models import Scope, Task
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult
+from api.routes import ViewResult, links_to
 from api.security import current_user, requires
 from api.serialization import compile_dumper
 from api.services import tasks
@@ -56,21 +56,8 @@ def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any
     return _with_etag(tasks.update_task(task, changes))
 
 
-def _task_links(*operation_ids: str) -> dict[str, dict[str, Any]]:
-    """OpenAPI links from a response that carries a task to the operations on that task
-    (SDK generators and stateful testers follow them)."""
-    return {
-        operation_id: {
-            "operationId": operation_id,
-            "parameters": {"task_id": "$response.body#/id"},
-            "description": f"`id` of the task in this response, as `task_id` of `{operation_id}`.",
-        }
-        for operation_id in operation_ids
-    }
-
-
-_OPERATIONS_ON_A_TASK = _task_links(
-    "getTask", "updateTask", "replaceTask", "setTaskStatus", "deleteTask"
+_OPERATIONS_ON_A_TASK = links_to(
+    "task_id", "getTask", "updateTask", "replaceTask", "setTaskStatus", "deleteTask"
 )
 
 

@@ -15,6 +15,7 @@ from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, Precond
 from api.extensions import db
 from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
+from api.services import notifications
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
@@ -39,7 +40,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
+def overdue() -> ColumnElement[bool]:
+    """Past due and not completed. Spelled out for NULLs: a task with no due date is never
+    overdue."""
+    return (
+        Task.due_date.is_not(None)
+        & (Task.due_date < _now())
+        & (Task.status != TaskStatus.COMPLETED.value)
+    )
+
+
+def task_filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
+    """The conditions that select the tasks `user` may see (admins: everyone's) that match
+    the filters in `query`; listTasks and reports share them."""
     conditions: list[ColumnElement[bool]] = []
     owner_id = query.get("owner_id")
     if owner_id is not None and not user.is_admin:
@@ -66,13 +79,7 @@ def _filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
     if "due_after" in query:
         conditions.append(Task.due_date > query["due_after"])
     if "overdue" in query:
-        # Spelled out for NULLs: a task with no due date is never overdue.
-        overdue = (
-            Task.due_date.is_not(None)
-            & (Task.due_date < _now())
-            & (Task.status != TaskStatus.COMPLETED.value)
-        )
-        conditions.append(overdue if query["overdue"] else not_(overdue))
+        conditions.append(overdue() if query["overdue"] else not_(overdue()))
     return conditions
 
 
@@ -83,7 +90,7 @@ def list_tasks(user: User, query: dict[str, Any]) -> Page:
     (keyset: every page costs the same). Either way the page carries the cursor of its
     last row, so a client can switch to keyset paging at any point.
     """
-    conditions = _filters(user, query)
+    conditions = task_filters(user, query)
     keys = [*query["sort"], ("id", False)]
     order = []
     for name, descending in keys:
@@ -221,6 +228,7 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
     _apply(task, data, now)
     db.session.add(task)
     _commit()
+    notifications.task_created(user, task)
     return task
 
 
