@@ -4,38 +4,77 @@ A task's ETag comes from its `version`, so a client's `If-Match` is compared wit
 reading anything but the row it is about to change; the UPDATE itself compares the
 version again (SQLAlchemy `version_id_col`), so a concurrent change cannot be lost.
 Other GET answers (lists) get an ETag from their body.
+
+Both request headers must be what RFC 9110 says they are (`*`, or a list of entity tags,
+at most `MAX_ETAGS_LENGTH` characters); anything else is a 422 naming the header, as the
+spec's `pattern` says. A well-formed tag that matches nothing is a 412 (If-Match) or a
+full answer (If-None-Match).
 """
 
 from __future__ import annotations
 
-from apiflask import APIFlask, Schema, fields
+from apiflask import APIFlask, Schema, fields, validators
 from flask import Response, current_app, request
 from marshmallow import EXCLUDE
 from werkzeug.http import parse_etags, quote_etag
 
-from api.errors import PreconditionFailedError, PreconditionRequiredError
+from api.errors import (
+    PreconditionFailedError,
+    PreconditionRequiredError,
+    flatten_messages,
+    validation_problem,
+)
 from api.models import Task
+from schemas.common import Pattern
+
+# RFC 9110 section 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E
+# (obs-text left out); If-Match and If-None-Match take "*" or a comma-separated list.
+_ENTITY_TAG = r'(W/)?"[!#-~]*"'
+ETAGS_PATTERN = rf"^(\*|{_ENTITY_TAG}([ \t]*,[ \t]*{_ENTITY_TAG})*)$"
+MAX_ETAGS_LENGTH = 1024
+ETAGS_ERROR = '`*` or a comma-separated list of entity tags (`"..."` or `W/"..."`).'
+
+
+def etags_field(description: str, data_key: str) -> fields.String:
+    """An If-Match / If-None-Match header, validated as the spec states it."""
+    return fields.String(
+        data_key=data_key,
+        validate=[
+            validators.Length(min=1, max=MAX_ETAGS_LENGTH),
+            Pattern(ETAGS_PATTERN, error=ETAGS_ERROR),
+        ],
+        metadata={"description": description, "example": '"42.3"'},
+    )
 
 
 class IfMatchHeader(Schema):
     class Meta:
         unknown = EXCLUDE  # other request headers are none of our business
 
-    if_match = fields.String(
+    if_match = etags_field(
+        "The task's ETag from your last read; the change is refused with 412 if the task "
+        "changed since (428 if the server requires it).",
         data_key="If-Match",
-        metadata={
-            "description": "The task's ETag from your last read; the change is refused "
-            "with 412 if the task changed since (428 if the server requires it)."
-        },
     )
+
+
+class IfNoneMatchHeader(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    if_none_match = etags_field(
+        "An ETag from an earlier answer: 304 with no body if it still matches.",
+        data_key="If-None-Match",
+    )
+
+
+_if_none_match = IfNoneMatchHeader()
 
 
 class ETagHeader(Schema):
-    etag = fields.String(
-        data_key="ETag",
-        required=True,
-        metadata={"description": "Version of this representation; send it as If-Match."},
-    )
+    """A response's `ETag` (the spec describes it once: `api.openapi`'s shared headers)."""
+
+    etag = fields.String(data_key="ETag", required=True)
 
 
 def task_etag(task: Task) -> str:
@@ -59,13 +98,20 @@ def check_if_match(task: Task, header: str | None) -> None:
 
 
 def _conditional_get(response: Response) -> Response:
-    """ETag every successful API GET and answer a matching If-None-Match with 304."""
+    """ETag every successful API GET and answer a matching If-None-Match with 304.
+
+    A malformed If-None-Match is a 422, checked here, once the answer is known to be a
+    200: authentication and a missing resource speak first, as for any other input.
+    """
     if (
         request.method in ("GET", "HEAD")
         and response.status_code == 200
         and request.path.startswith("/api/")
         and response.mimetype == "application/json"
     ):
+        errors = _if_none_match.validate(dict(request.headers))
+        if errors:
+            return validation_problem(422, flatten_messages(errors, "header"))
         if "ETag" not in response.headers:
             response.add_etag()
         response.make_conditional(request)

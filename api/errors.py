@@ -72,10 +72,14 @@ class InvalidFieldError(DomainError):
 
     status = 422
 
-    def __init__(self, field: str, message: str, *, location: str = "json") -> None:
+    def __init__(
+        self, field: str, message: str, *, location: str = "json", detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.field = field
         self.location = location
+        # The problem's `detail`, when something more specific than "see `errors`" helps.
+        self.summary = detail
 
 
 def problem(
@@ -134,12 +138,16 @@ def _str_headers(headers: Any) -> dict[str, str]:
     return {str(name): str(value) for name, value in dict(headers or {}).items()}
 
 
-def _validation_problem(
-    status: int, errors: list[dict[str, str]], headers: Mapping[str, str] | None = None
+def validation_problem(
+    status: int,
+    errors: list[dict[str, str]],
+    headers: Mapping[str, str] | None = None,
+    detail: str | None = None,
 ) -> Response:
+    """A problem with `errors`: `[{location, field, message}]`."""
     return problem(
         status,
-        "The request is invalid: see `errors` for each problem.",
+        detail or "The request is invalid: see `errors` for each problem.",
         title="Validation failed",
         headers=headers,
         errors=errors,
@@ -153,7 +161,7 @@ def handle_http_error(error: HTTPError) -> Response:
         error.detail, Mapping
     ):
         errors = _validation_errors(error.detail)
-        return _validation_problem(status, errors, _str_headers(error.headers))
+        return validation_problem(status, errors, _str_headers(error.headers))
     detail = error.detail if isinstance(error.detail, str) and error.detail else error.message
     if detail == HTTPStatus(status).phrase:
         detail = None
@@ -186,7 +194,7 @@ def handle_werkzeug_error(error: HTTPException) -> Response:
 def handle_domain_error(error: DomainError) -> Response:
     if isinstance(error, InvalidFieldError):
         field = {"location": error.location, "field": error.field, "message": error.detail}
-        return _validation_problem(error.status, [field], error.headers)
+        return validation_problem(error.status, [field], error.headers, error.summary)
     return problem(error.status, error.detail, headers=error.headers)
 
 

@@ -19,11 +19,13 @@ from apiflask import Schema, fields, validators
 from flask import Response, current_app, request
 from marshmallow import EXCLUDE
 
-from api.errors import ConflictError, DomainError
+from api.errors import ConflictError, InvalidFieldError
 from api.security import current_user
 from api.services import idempotency
+from schemas.common import Pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
+HEADER = "Idempotency-Key"
 # Headers of the first answer that a replay repeats.
 _REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
 
@@ -33,18 +35,26 @@ class IdempotencyKeyHeader(Schema):
         unknown = EXCLUDE
 
     idempotency_key = fields.String(
-        data_key="Idempotency-Key",
-        validate=validators.Length(min=1, max=255),
+        data_key=HEADER,
+        validate=[
+            validators.Length(min=1, max=255),
+            Pattern(r"^[!-~]+$", error="Visible ASCII characters only, no spaces."),
+        ],
         metadata={
-            "description": "A unique value (e.g. a UUID) per intended operation. A retry with "
-            "the same key and body replays the first answer; kept 24 h.",
+            "description": "A unique value (e.g. a UUID) per intended operation, of visible "
+            "ASCII characters. A retry with the same key and body replays the first answer; "
+            "the same key with another body is a 422. Kept 24 h.",
             "example": "6f1c2f5e-3c4b-4d39-9c53-2f1d7d0f5a11",
         },
     )
 
 
-class IdempotencyKeyReusedError(DomainError):
-    status = 422
+class IdempotencyKeyReusedError(InvalidFieldError):
+    """The key came with another request: a validation problem naming the header."""
+
+    def __init__(self) -> None:
+        message = "This Idempotency-Key was used with a different request; use a new key."
+        super().__init__(HEADER, message, location="header", detail=message)
 
 
 def _fingerprint() -> str:
@@ -63,16 +73,14 @@ def idempotent(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        key = request.headers.get("Idempotency-Key")
+        key = request.headers.get(HEADER)
         if key is None:
             return view(*args, **kwargs)
         user_id = current_user().id
         try:
             replay = idempotency.claim(user_id, key, _fingerprint())
         except idempotency.KeyReusedError:
-            raise IdempotencyKeyReusedError(
-                "This Idempotency-Key was used with a different request; use a new key."
-            ) from None
+            raise IdempotencyKeyReusedError from None
         except idempotency.KeyInFlightError:
             raise ConflictError(
                 "A request with this Idempotency-Key is still in progress; retry later."

@@ -21,12 +21,14 @@ from apispec import BasePlugin
 from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_cls
 from flask import Blueprint, render_template_string
 
+from api.conditional import ETAGS_PATTERN, MAX_ETAGS_LENGTH
 from api.models import MAX_ID
 from schemas.common import Problem, ValidationProblem
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 PROBLEM_MIMETYPE = "application/problem+json"
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_VALIDATION_PROBLEM_REF = {"$ref": "#/components/schemas/ValidationProblem"}
 # Operations whose body may be left out (login also takes HTTP Basic credentials).
 OPTIONAL_BODY_OPERATIONS = frozenset({"login"})
 
@@ -91,8 +93,8 @@ class TasksAPI(APIFlask):
         return ref
 
 
-def _problem_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_MIMETYPE: {"schema": _PROBLEM_REF}}}
+def _problem_response(description: str, schema: dict[str, str] = _PROBLEM_REF) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MIMETYPE: {"schema": schema}}}
 
 
 _BODY_ERRORS = {
@@ -110,12 +112,31 @@ _HEADERS = {
     "Retry-After": ("Seconds to wait before retrying.", True),
 }
 _RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+# Response headers that views declare (`headers=` schemas: ETagHeader, ListHeaders,
+# LocationHeader) or that every API GET carries (ETag), each described once here and
+# referenced from every response that carries it. Each is always sent where declared.
+_SHARED_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ETag": (
+        "Version of this representation: send it as If-None-Match to get a 304 while it is "
+        "current; a task's, as If-Match to change the task only if it is.",
+        {"type": "string"},
+    ),
+    "Link": ("RFC 8288 links: first, prev, next, last.", {"type": "string"}),
+    "X-Total-Count": ("Items matching the query, on all pages.", {"type": "integer"}),
+    "Location": ("URL of the created resource.", {"type": "string"}),
+}
 _IF_NONE_MATCH = {
     "in": "header",
     "name": "If-None-Match",
     "required": False,
     "description": "An ETag from an earlier answer: 304 with no body if it still matches.",
-    "schema": {"type": "string"},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_ETAGS_LENGTH,
+        "pattern": ETAGS_PATTERN,
+        "example": '"42.3"',
+    },
 }
 
 
@@ -171,6 +192,8 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
         headers[name] = {"description": description, "required": required, "schema": {"type": kind}}
     # A Unix time outgrows 32 bits in 2038.
     headers["X-RateLimit-Reset"]["schema"]["format"] = "int64"
+    for name, (description, schema) in _SHARED_HEADERS.items():
+        headers[name] = {"description": description, "required": True, "schema": dict(schema)}
     for path, path_item in spec.get("paths", {}).items():
         for method, operation in path_item.items():
             _finish_operation(path, method, operation)
@@ -200,17 +223,22 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
     if method == "get" and path.startswith("/api/") and "200" in responses:
         # api.conditional gives every API GET an ETag and honours If-None-Match.
         operation["parameters"].append(_IF_NONE_MATCH)
-        responses["200"].setdefault("headers", {}).setdefault(
-            "ETag",
-            {"description": "Send as If-None-Match to revalidate.", "schema": {"type": "string"}},
-        )
+        responses["200"].setdefault("headers", {})["ETag"] = _header_ref("ETag")
         responses["304"] = {"description": "Not modified: your copy (If-None-Match) is current."}
+        responses.setdefault(
+            "422",
+            _problem_response(
+                "A header is malformed (If-None-Match).", schema=_VALIDATION_PROBLEM_REF
+            ),
+        )
     responses.setdefault("500", _problem_response("Unexpected server error."))
     for status, response in responses.items():
         content = response.get("content", {})
         if int(status) >= 400 and "application/json" in content:
             content[PROBLEM_MIMETYPE] = content.pop("application/json")
         response_headers = response.setdefault("headers", {})
+        for name in response_headers.keys() & _SHARED_HEADERS.keys():
+            response_headers[name] = _header_ref(name)
         response_headers["X-Request-ID"] = _header_ref("X-Request-ID")
         if _rate_limited(path):
             for name in _RATE_LIMIT_HEADERS:

@@ -27,15 +27,11 @@ class Page:
 
 
 class ListHeaders(Schema):
-    """Response headers of every paginated list."""
+    """Response headers of every paginated list (the spec describes each once:
+    `api.openapi`'s shared headers)."""
 
-    link = fields.String(
-        data_key="Link",
-        metadata={"description": "RFC 8288 links: first, prev, next, last."},
-    )
-    total_count = fields.Integer(
-        data_key="X-Total-Count", metadata={"description": "Items matching the query."}
-    )
+    link = fields.String(data_key="Link", required=True)
+    total_count = fields.Integer(data_key="X-Total-Count", required=True)
 
 
 def page_url(page: int) -> str:

@@ -9,7 +9,7 @@ from apiflask import Schema, fields, validators
 from marshmallow import ValidationError
 
 from api.models import Scope
-from schemas.common import NOT_BLANK, Enum, Pagination
+from schemas.common import NOT_BLANK, DateTime, Enum, Pagination
 
 
 def _in_the_future(value: datetime) -> None:
@@ -31,19 +31,21 @@ class ApiKeyIn(Schema):
     scopes = fields.List(
         Enum(Scope),
         required=True,
-        validate=[validators.Length(min=1), _distinct],
+        validate=[validators.Length(min=1, max=len(Scope)), _distinct],
         metadata={
-            "description": "What the key may do; at most what your role allows.",
+            "description": "What the key may do, each scope once; at most what your role allows.",
             "example": ["tasks:read"],
+            "uniqueItems": True,
         },
     )
-    expires_at = fields.AwareDateTime(
+    expires_at = DateTime(
         load_default=None,
         allow_none=True,
         validate=_in_the_future,
         metadata={
-            "description": "RFC 3339 with an offset; `null` or left out: never expires.",
-            "example": "2027-01-01T00:00:00Z",
+            "description": "RFC 3339 with an offset, in the future; `null` or left out: "
+            "never expires.",
+            "example": "2030-01-01T00:00:00Z",
         },
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apiflask import Schema, fields, validators
 
-from schemas.common import NO_NUL
+from schemas.common import NO_NUL, Pattern
 from schemas.users import LowerCaseIdentity, email_field, password_field, username_field
 
 
@@ -52,7 +52,11 @@ class PasswordResetRequestedOut(Schema):
 class PasswordResetConfirmIn(Schema):
     token = fields.String(
         required=True,
-        validate=validators.Length(min=1, max=200),
+        validate=[
+            validators.Length(min=1, max=200),
+            # What `api.services.secret_tokens.new_secret` makes: URL-safe base64.
+            Pattern(r"^[A-Za-z0-9_-]+$", error="Not a reset token: letters, digits, '-', '_'."),
+        ],
         metadata={"description": "The token from the email."},
     )
     password = password_field("The new password, 8..128 characters.", required=True)

@@ -191,8 +191,6 @@ class ReadinessProblem(Problem):
 
 
 class LocationHeader(Schema):
-    location = fields.String(
-        data_key="Location",
-        required=True,
-        metadata={"description": "URL of the created resource."},
-    )
+    """A created resource's URL (the spec describes it once: `api.openapi`'s shared headers)."""
+
+    location = fields.String(data_key="Location", required=True)

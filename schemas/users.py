@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from apiflask import Schema, fields, validators
 from marshmallow import ValidationError, post_load, validates_schema
@@ -91,6 +91,14 @@ class UserOut(Schema):
 class UserPatchIn(LowerCaseIdentity):
     """Your own username, email and preferences; changing the email needs your current
     password."""
+
+    class Meta:
+        # What `check` below enforces, for the spec: `username` or `email` (or both), and
+        # `current_password` whenever `email` is sent.
+        json_schema: ClassVar[dict[str, Any]] = {
+            "anyOf": [{"required": ["username"]}, {"required": ["email"]}],
+            "dependentRequired": {"email": ["current_password"]},
+        }
 
     username = username_field()
     email = email_field()

@@ -199,6 +199,39 @@ def test_missing_if_match_is_428_when_required(
     assert accepted.status_code in (200, 204)
 
 
+# Not "*" nor a list of quoted entity tags (RFC 9110 section 8.8.3), or too long.
+MALFORMED_ETAGS = ["", "42.1", '"42.1" "42.2"', 'w/"42.1"', '"42.1", *', '"' + "x" * 1023 + '"']
+
+
+@pytest.mark.parametrize("operation", CHANGE_IDS)
+@pytest.mark.parametrize("if_match", MALFORMED_ETAGS)
+def test_malformed_if_match_is_422_naming_the_header(
+    app: TasksAPI, client: FlaskClient, alice: Headers, operation: str, if_match: str
+) -> None:
+    task_id = create(client, alice).get_json()["id"]
+    before = row(app, task_id)
+    body = assert_problem(change(client, operation, task_id, alice, **{"If-Match": if_match}), 422)
+    assert {(e["location"], e["field"]) for e in body["errors"]} == {("header", "If-Match")}
+    assert row(app, task_id) == before
+
+
+@pytest.mark.parametrize("if_none_match", MALFORMED_ETAGS)
+@pytest.mark.parametrize("path", ["", "/{task_id}"])
+def test_malformed_if_none_match_is_422_naming_the_header(
+    client: FlaskClient, alice: Headers, if_none_match: str, path: str
+) -> None:
+    task_id = create(client, alice).get_json()["id"]
+    url = TASKS + path.format(task_id=task_id)
+    response = client.get(url, headers={**alice, "If-None-Match": if_none_match})
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["location"] == "header"
+    assert {e["field"] for e in body["errors"]} == {"If-None-Match"}
+    # authentication and a missing task speak first
+    assert_problem(client.get(url, headers={"If-None-Match": if_none_match}), 401)
+    missing = client.get(f"{TASKS}/999", headers={**alice, "If-None-Match": if_none_match})
+    assert_problem(missing, 404)
+
+
 @pytest.mark.parametrize("operation", CHANGE_IDS)
 def test_missing_if_match_is_accepted_by_default(
     app: TasksAPI, client: FlaskClient, alice: Headers, operation: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,13 @@ def spec_operations() -> dict[str, str]:
     }
 
 
+def block_id(tag: str, operation_id: str) -> str:
+    """The id Swagger UI gives an operation's block: its deep link, where each whitespace
+    character of the tag becomes `_` (`API keys` -> `operations-API_keys-listApiKeys`)."""
+    link = re.sub(r"\s", "_", tag.strip())
+    return f"operations-{link}-{operation_id}"
+
+
 def user_with_tasks(server: LiveServer, titles: list[str]) -> str:
     """Register a user, create `titles` as their tasks; return an access token."""
     name = f"docs-{uuid.uuid4().hex[:8]}"
@@ -130,7 +138,7 @@ def test_docs_render_and_try_it_out_works_offline(
     for tag in set(operations.values()):
         expect(page.locator(f'.opblock-tag[data-tag="{tag}"]')).to_be_visible()
     for operation_id, tag in operations.items():
-        block = page.locator(f"#operations-{tag}-{operation_id}")
+        block = page.locator(f"#{block_id(tag, operation_id)}")
         expect(block).to_be_visible()
         expect(block.locator(".opblock-summary-operation-id")).to_have_text(operation_id)
     assert page.locator(".opblock").count() == len(operations)
@@ -145,7 +153,7 @@ def test_docs_render_and_try_it_out_works_offline(
     bearer.locator("button.btn-done").click()
 
     # Try it out -> Execute on listTasks
-    list_tasks = page.locator("#operations-Tasks-listTasks")
+    list_tasks = page.locator(f"#{block_id('Tasks', 'listTasks')}")
     list_tasks.locator(".opblock-summary").click()
     list_tasks.locator("button.try-out__btn").click()
     list_tasks.locator("button.execute").click()

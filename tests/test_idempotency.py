@@ -124,6 +124,8 @@ def test_same_key_with_another_body_is_422(
     assert set(body) >= PROBLEM_KEYS
     assert body["status"] == 422
     assert "Idempotency-Key" in body["detail"]
+    # a validation problem like any other 422 (the spec's ValidationProblem), naming the key
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("header", "Idempotency-Key")]
     assert body["request_id"] == response.headers["X-Request-ID"]
     assert "Idempotency-Replayed" not in response.headers
     assert task_count(app) == 1
@@ -143,8 +145,8 @@ def test_keys_are_scoped_per_user(app: TasksAPI, client: FlaskClient, auth: Auth
     assert post(client, bob, {"title": "Other"}, key="bob-only").status_code == 201
 
 
-@pytest.mark.parametrize("key", ["", "k" * 256])
-def test_key_outside_1_to_255_characters_is_422(
+@pytest.mark.parametrize("key", ["", "k" * 256, "two words", "caf\u00e9"])
+def test_key_outside_1_to_255_visible_ascii_characters_is_422(
     app: TasksAPI, client: FlaskClient, alice: Headers, key: str
 ) -> None:
     body = assert_problem(post(client, alice, key=key), 422)

@@ -199,6 +199,20 @@ def test_every_response_documents_the_request_id_header(spec: dict[str, Any]) ->
             assert "X-Request-ID" in response["headers"]
 
 
+def test_every_response_header_is_defined_once_and_referenced(spec: dict[str, Any]) -> None:
+    defined = spec["components"]["headers"]
+    for name in ("ETag", "Link", "X-Total-Count", "Location"):
+        assert defined[name]["required"] is True, name
+        assert defined[name]["description"], name
+    used = set()
+    for _, _, operation in operations(spec):
+        for response in operation["responses"].values():
+            for name, header in response["headers"].items():
+                assert header == {"$ref": f"#/components/headers/{name}"}, operation["operationId"]
+                used.add(name)
+    assert used == set(defined)
+
+
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
 def test_docs_load_only_local_assets(docs_client: FlaskClient, page: str) -> None:
     response = docs_client.get(page)

@@ -257,11 +257,19 @@ def test_the_token_of_a_since_deactivated_user_is_refused(
     [
         ({"token": "x" * 43, "password": "short"}, "password"),
         ({"token": "", "password": NEW_PASSWORD}, "token"),
+        ({"token": "x" * 42 + "=", "password": NEW_PASSWORD}, "token"),
         ({"password": NEW_PASSWORD}, "token"),
         ({"token": "x" * 43}, "password"),
         ({"token": "x" * 43, "password": NEW_PASSWORD, "email": "a@example.com"}, "email"),
     ],
-    ids=["short-password", "empty-token", "no-token", "no-password", "unknown-field"],
+    ids=[
+        "short-password",
+        "empty-token",
+        "not-url-safe-token",
+        "no-token",
+        "no-password",
+        "unknown-field",
+    ],
 )
 def test_confirm_validates_its_body(client: FlaskClient, body: dict[str, Any], field: str) -> None:
     problem = assert_problem(client.post(CONFIRM, json=body), 422)

@@ -23,6 +23,10 @@ bp = APIBlueprint(
 @bp.output(EmptySchema, status_code=204, description="Cache cleared.")
 @bp.doc(operation_id="clearCache")
 def clear_cache() -> ViewResult:
-    """Clear the response cache for every user."""
+    """Clear the response cache for every user.
+
+    Never needed for correctness (every write makes its user's cached answers unreachable);
+    for operators, e.g. after changing data outside the API.
+    """
     cache.clear()
     return "", 204

@@ -54,7 +54,10 @@ def create_api_key(json_data: dict[str, Any]) -> ViewResult:
 @bp.output(ApiKeyList, headers=ListHeaders, description="One page of your keys.")
 @bp.doc(operation_id="listApiKeys")
 def list_api_keys(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """List your API keys (never their secrets)."""
+    """List your API keys (never their secrets).
+
+    Oldest first, with each key's scopes, expiry and last use; only a login token may list.
+    """
     return paginated(api_keys.list_keys(current_user(), query_data))
 
 
@@ -63,7 +66,10 @@ def list_api_keys(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict
 @bp.output(ApiKeyOut)
 @bp.doc(operation_id="getApiKey")
 def get_api_key(key_id: int) -> ViewResult:
-    """Get one of your API keys (never its secret)."""
+    """Get one of your API keys (never its secret).
+
+    Another user's key is a 404, exactly like a key that does not exist.
+    """
     return api_keys.get_own_key(current_user(), key_id)
 
 
@@ -72,6 +78,9 @@ def get_api_key(key_id: int) -> ViewResult:
 @bp.output(EmptySchema, status_code=204, description="Deleted: the key stops working at once.")
 @bp.doc(operation_id="deleteApiKey")
 def delete_api_key(key_id: int) -> tuple[str, int]:
-    """Delete (revoke) one of your API keys."""
+    """Delete (revoke) one of your API keys.
+
+    Requests with the key are refused (401) from now on; the answer is 204 with no body.
+    """
     api_keys.delete_key(api_keys.get_own_key(current_user(), key_id))
     return "", 204

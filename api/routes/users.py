@@ -96,7 +96,10 @@ def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dic
 @bp.output(UserList, headers=ListHeaders, description="One page of users.")
 @bp.doc(operation_id="listUsers")
 def list_users(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """List accounts, filtered and paginated (admins)."""
+    """List accounts, filtered and paginated (admins).
+
+    Filter by `role`, `tier`, `is_active`, and `q` (text in the username or email).
+    """
     return paginated(users.list_users(query_data))
 
 
@@ -105,7 +108,10 @@ def list_users(query_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[st
 @bp.output(UserOut)
 @bp.doc(operation_id="getUser")
 def get_user(user_id: int) -> ViewResult:
-    """Get an account (admins)."""
+    """Get an account (admins).
+
+    Any user's account, active or not; never its password hash.
+    """
     return users.get_user(user_id)
 
 
@@ -127,6 +133,9 @@ def update_user(user_id: int, json_data: dict[str, Any]) -> ViewResult:
 @bp.output(EmptySchema, status_code=204, description="Deleted, with its tasks and keys.")
 @bp.doc(operation_id="deleteUser", responses=_LAST_ADMIN)
 def delete_user(user_id: int) -> tuple[str, int]:
-    """Delete an account with its tasks and API keys (admins)."""
+    """Delete an account with its tasks and API keys (admins).
+
+    The account's tokens stop working at once. The last active admin cannot be deleted (409).
+    """
     users.delete_user(users.get_user(user_id))
     return "", 204
