@@ -1,31 +1,76 @@
 """Schemathesis hooks for this API (`SCHEMATHESIS_HOOKS=contract/hooks.py` for the CLI;
 tests/test_schemathesis.py imports this module).
 
-The run's users come from `wfc-auth.json` and share one access token each. Two operations
-must not spend those tokens: `logout` revokes the token it is sent, and `refreshToken`
-wants a refresh token (and revokes it). Both get a fresh login for every request instead.
+Who sends what. The run's accounts are real users who log in through `login`:
+
+- `alice` and `bob` (`wfc-auth.json`) share one access token each and send every
+  operation; `object_level_authorization` replays alice's reads as bob.
+- `EXAMPLE` is the account the spec's examples name (`login`'s example logs in as it).
+- `ADMIN` (role admin) sends the admin-only operations (`x-required-role: admin` in the
+  spec), which alice could only be refused.
+- `SELF_SERVICE` sends the operations that spend or change the credentials of whoever sends
+  them (`logout` and `refreshToken` revoke the token sent; `changePassword` revokes every
+  token of the account; `updateCurrentUser` renames it), with a fresh login each time, so
+  alice's and bob's tokens and names stay good for the whole run. When such an operation
+  succeeds, `after_call` puts the account back (password, username, email).
+
+What the run leaves alone, and why (each is data the spec cannot describe):
+
+- Admin operations never demote, deactivate or delete the run's own accounts: the run
+  would lose the identities it tests with (`filter_case`). Every other account is fair
+  game, e.g. the ones the run itself registers (the spec links `register` to them).
+- A positive `createTask` sends a new `Idempotency-Key` each time, as the header's
+  contract asks ("a unique value per intended operation"): reusing one with another body
+  is a 422 by design, which schemathesis would draw again and again.
+- A positive `createApiKey` has its `expires_at` in the future ("in the future" has no
+  JSON Schema keyword; a past one is a 422 by design).
+- `confirmPasswordReset` needs a token that was emailed: a generated one, well formed but
+  never issued, is refused with a 422 naming `token` alone, which is not a failure to
+  accept valid data (`filter_failure`; tests/test_password_reset.py covers the real flow).
+- A positive case carries header values that its own schema accepts: schemathesis 4.32's
+  coverage phase cannot draw a header whose `pattern` needs punctuation (If-Match's
+  quoted entity tags) and sends `0...0` labelled positive instead.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 import schemathesis
+from jsonschema import Draft202012Validator
 from schemathesis.auths import AuthContext, SelectiveAuthProvider
+from schemathesis.core.failures import Failure
+from schemathesis.core.transport import Response
 from schemathesis.filters import FilterSet
 from schemathesis.generation.case import Case
 from schemathesis.hooks import HookContext
-from schemathesis.schemas import BaseSchema
+from schemathesis.openapi.checks import RejectedPositiveData
+from schemathesis.schemas import APIOperation, BaseSchema
 from werkzeug.test import Client
 
 WFC_AUTH_FILE = Path(__file__).with_name("wfc-auth.json")
 CONFIG_FILE = Path(__file__).with_name("schemathesis.toml")
 LOGIN_PATH = "/api/v1/auth/login"
-# Which token each operation is sent.
-FRESH_TOKEN_KIND = {"logout": "access_token", "refreshToken": "refresh_token"}
+ME_PATH = "/api/v1/users/me"
+PASSWORD = "correct horse battery"  # noqa: S105 - the run's throwaway accounts
+# The spec's examples (LoginIn, RegisterIn) name this account.
+EXAMPLE = {"username": "alice", "email": "alice@example.com"}
+ADMIN = {"username": "contract-admin", "email": "contract-admin@example.com"}
+SELF_SERVICE = {"username": "contract-carol", "email": "contract-carol@example.com"}
+# The operations SELF_SERVICE sends, and which of its tokens each is sent.
+FRESH_TOKEN_KIND = {
+    "logout": "access_token",
+    "refreshToken": "refresh_token",
+    "changePassword": "access_token",
+    "updateCurrentUser": "access_token",
+}
+# Admin operations that take an account's id and could end or demote it.
+ACCOUNT_CHANGES = ("updateUser", "deleteUser")
 
 
 def wfc_users() -> dict[str, dict[str, str]]:
@@ -37,36 +82,203 @@ def wfc_users() -> dict[str, dict[str, str]]:
     }
 
 
-class FreshTokens:
-    """Log in anew for each request (see the module docstring)."""
+def accounts() -> list[dict[str, str]]:
+    """Every account the run logs in as (`username`, `email`, `password`, `role`), in the
+    order they are to be created."""
+    peers = [
+        {
+            "username": user["login"],
+            "email": f"{user['login']}@example.com",
+            "password": user["password"],
+            "role": "user",
+        }
+        for user in wfc_users().values()
+    ]
+    extra = [
+        {**EXAMPLE, "role": "user"},
+        {**ADMIN, "role": "admin"},
+        {**SELF_SERVICE, "role": "user"},
+    ]
+    return peers + [{**account, "password": PASSWORD} for account in extra]
 
-    def __init__(self, credentials: dict[str, str]) -> None:
-        self.credentials = credentials
+
+# --- calling the API from a hook (the WSGI app under pytest, the live server for the CLI)
+
+
+def call(
+    operation: APIOperation,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+) -> tuple[int, Any]:
+    """Send one request to the API under test; return its status and JSON body."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    app = operation.app or operation.schema.app
+    if app is not None:  # pytest: the WSGI app itself
+        response = Client(app).open(path, method=method, json=body, headers=headers)
+        data = response.get_data()
+        return response.status_code, json.loads(data) if data else None
+    url = (operation.base_url or "").rstrip("/") + path
+    reply = requests.request(method, url, json=body, headers=headers, timeout=10)
+    return reply.status_code, reply.json() if reply.content else None
+
+
+def log_in(operation: APIOperation, login: str, password: str = PASSWORD) -> dict[str, Any]:
+    status, tokens = call(operation, "POST", LOGIN_PATH, {"login": login, "password": password})
+    if status != 200:
+        raise RuntimeError(f"contract: {login} cannot log in ({status}: {tokens})")
+    result: dict[str, Any] = tokens
+    return result
+
+
+# --- who sends what ----------------------------------------------------------------------
+
+
+class FreshLogin:
+    """Log `login` in anew for each request; send the token `kind_of` the operation needs."""
+
+    def __init__(self, login: str, kind_of: dict[str, str] | None = None) -> None:
+        self.login = login
+        self.kind_of = kind_of or {}
 
     def get(self, case: Case, context: AuthContext) -> dict[str, Any]:
-        if context.app is not None:  # pytest: the WSGI app itself
-            response = Client(context.app).post(LOGIN_PATH, json=self.credentials)
-            tokens: dict[str, Any] = json.loads(response.get_data())
-        else:  # CLI: the live server
-            url = case.operation.base_url or ""
-            reply = requests.post(url.rstrip("/") + LOGIN_PATH, json=self.credentials, timeout=10)
-            reply.raise_for_status()
-            tokens = reply.json()
-        return tokens
+        return log_in(case.operation, self.login)
 
     def set(self, case: Case, data: dict[str, Any], context: AuthContext) -> None:
-        kind = FRESH_TOKEN_KIND[context.operation.definition.raw["operationId"]]
+        kind = self.kind_of.get(operation_id(context.operation), "access_token")
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data[kind]}"}
 
 
-def use_fresh_tokens(schema: BaseSchema) -> None:
-    """Put `FreshTokens` ahead of the WFC users for `logout` and `refreshToken`."""
+def operation_id(operation: APIOperation) -> str:
+    name: str = operation.definition.raw["operationId"]
+    return name
+
+
+def admin_operations(schema: BaseSchema) -> list[str]:
+    return [
+        operation["operationId"]
+        for item in schema.raw_schema["paths"].values()
+        for operation in item.values()
+        if operation.get("x-required-role") == "admin"
+    ]
+
+
+def send_as(schema: BaseSchema, login: str, operation_ids: list[str], **kwargs: Any) -> None:
+    """Put a `FreshLogin(login)` ahead of the WFC users for `operation_ids`."""
     only = FilterSet()
-    only.include(operation_id=list(FRESH_TOKEN_KIND))
-    credentials = next(iter(wfc_users().values()))
-    schema.auth.providers.insert(0, SelectiveAuthProvider(FreshTokens(credentials), only))
+    only.include(operation_id=operation_ids)
+    provider = SelectiveAuthProvider(FreshLogin(login, **kwargs), only)
+    schema.auth.providers.insert(0, provider)
 
 
 @schemathesis.hook
 def after_load_schema(context: HookContext, schema: BaseSchema) -> None:
-    use_fresh_tokens(schema)
+    send_as(schema, SELF_SERVICE["email"], list(FRESH_TOKEN_KIND), kind_of=FRESH_TOKEN_KIND)
+    send_as(schema, ADMIN["email"], admin_operations(schema))
+
+
+# --- what the run leaves alone (see the module docstring) --------------------------------
+
+_own_ids: set[int] = set()
+
+
+def own_account_ids(operation: APIOperation) -> set[int]:
+    """The ids of the run's accounts, looked up once (`/users/me` of each)."""
+    if not _own_ids:
+        for account in accounts():
+            token = log_in(operation, account["email"], account["password"])["access_token"]
+            status, me = call(operation, "GET", ME_PATH, token=token)
+            if status != 200:
+                raise RuntimeError(f"contract: no profile for {account['username']} ({status})")
+            _own_ids.add(me["id"])
+    return _own_ids
+
+
+def is_positive(case: Case) -> bool:
+    return case.meta is not None and case.meta.generation.mode.is_positive
+
+
+def headers_fit_their_schemas(case: Case) -> bool:
+    declared = {
+        parameter["name"].lower(): parameter.get("schema", {})
+        for parameter in case.operation.definition.raw.get("parameters", [])
+        if parameter.get("in") == "header"
+    }
+    return all(
+        Draft202012Validator(declared[name.lower()]).is_valid(value)
+        for name, value in (case.headers or {}).items()
+        if name.lower() in declared
+    )
+
+
+def expires_in_the_future(case: Case) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    value = body.get("expires_at")
+    if not isinstance(value, str):
+        return True
+    try:
+        return datetime.fromisoformat(value) > datetime.now(UTC)
+    except (ValueError, OverflowError):  # the server says so; not for this hook to judge
+        return True
+
+
+@schemathesis.hook
+def filter_case(context: HookContext, case: Case) -> bool:
+    name = operation_id(case.operation)
+    if name in ACCOUNT_CHANGES:
+        user_id = str((case.path_parameters or {}).get("user_id"))
+        if user_id in {str(own) for own in own_account_ids(case.operation)}:
+            return False
+    if not is_positive(case):
+        return True
+    if name == "createApiKey" and not expires_in_the_future(case):
+        return False
+    return headers_fit_their_schemas(case)
+
+
+@schemathesis.hook
+def filter_failure(context: HookContext, failure: Failure, case: Case, response: Response) -> bool:
+    """Keep every failure but a never-issued reset token's 422 (see the module docstring)."""
+    if (
+        operation_id(case.operation) == "confirmPasswordReset"
+        and isinstance(failure, RejectedPositiveData)
+        and response.status_code == 422
+    ):
+        fields = [error.get("field") for error in response.json().get("errors", [])]
+        return fields != ["token"]
+    return True
+
+
+@schemathesis.hook
+def map_case(context: HookContext, case: Case) -> Case:
+    headers = case.headers or {}
+    if is_positive(case) and "Idempotency-Key" in headers:
+        case.headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    return case
+
+
+@schemathesis.hook
+def after_call(context: HookContext, case: Case, response: Response) -> None:
+    """Put SELF_SERVICE back as it was after an operation changed it."""
+    name = operation_id(case.operation)
+    if (
+        name not in ("changePassword", "updateCurrentUser")
+        or case.method.upper() != case.operation.method.upper()  # probes: OPTIONS answers 200
+        or response.status_code != 200
+    ):
+        return
+    body = case.body if isinstance(case.body, dict) else {}
+    if name == "changePassword":
+        token = response.json()["access_token"]
+        restore = {"password": PASSWORD, "current_password": body["password"]}
+        status, answer = call(case.operation, "PUT", f"{ME_PATH}/password", restore, token)
+    else:
+        token = log_in(case.operation, response.json()["email"])["access_token"]
+        status, answer = call(case.operation, "PATCH", ME_PATH, restore_profile(), token)
+    if status != 200:
+        raise RuntimeError(f"contract: could not restore {SELF_SERVICE['username']}: {answer}")
+
+
+def restore_profile() -> dict[str, str]:
+    return {**SELF_SERVICE, "current_password": PASSWORD}

@@ -1,10 +1,11 @@
 """`make contract`: the schemathesis CLI, every check, against gunicorn on a fresh database.
 
 Migrates a new database (PostgreSQL when `TEST_DATABASE_URL` is set, else SQLite in a
-temporary directory), serves it with gunicorn on a free loopback port, registers the users
-of contract/wfc-auth.json through the API, runs `schemathesis run --checks all` with
-contract/schemathesis.toml and contract/hooks.py, and stops the server. Rate limits are off
-for the run (`RATELIMIT_ENABLED=false`): a fuzzer would only measure them.
+temporary directory), serves it with gunicorn on a free loopback port, creates the run's
+accounts (contract.hooks.accounts: users through the API, the admin with
+`flask create-admin`), runs `schemathesis run --checks all` with contract/schemathesis.toml
+and contract/hooks.py, and stops the server. Rate limits are off for the run
+(`RATELIMIT_ENABLED=false`): a fuzzer would only measure them.
 
 Usage: python -m contract.run_cli [--max-examples N] [extra schemathesis options...]
 """
@@ -27,7 +28,7 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from contract.hooks import CONFIG_FILE, wfc_users
+from contract.hooks import CONFIG_FILE, accounts
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -107,14 +108,17 @@ def wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("gunicorn did not become ready in 30 s")
 
 
-def register_users(base_url: str) -> None:
-    for credentials in wfc_users().values():
-        login = credentials["login"]
-        account = {
-            "username": login,
-            "email": f"{login}@example.com",
-            "password": credentials["password"],
-        }
+def create_accounts(base_url: str, env: dict[str, str]) -> None:
+    for account in accounts():
+        if account.pop("role") == "admin":
+            options = [f"--{name}={value}" for name, value in account.items()]
+            subprocess.run(  # noqa: S603 - fixed argv
+                [str(BIN / "flask"), "--app", "wsgi", "create-admin", *options],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
+            continue
         response = requests.post(f"{base_url}/api/v1/auth/register", json=account, timeout=10)
         response.raise_for_status()
 
@@ -135,7 +139,7 @@ def main() -> int:
             )
             log = workdir / "gunicorn.log"
             with gunicorn(env, free_port(), log) as base_url:
-                register_users(base_url)
+                create_accounts(base_url, env)
                 command = [
                     str(BIN / "schemathesis"),
                     "--config-file", str(CONFIG_FILE),

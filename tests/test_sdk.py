@@ -2,15 +2,18 @@
 
 openapi-python-client writes the client into a temporary directory (nothing lands in the
 repository); the test imports it from there and walks a user's journey with its typed
-models: register, log in, create, list with filters and pages, change, complete, delete,
-and the errors the SDK must hand back as typed problems. The client raises on any status
+models: register, log in, create (safely retried with an Idempotency-Key), list with
+filters and pages, change (conditionally, with the ETag as If-Match), complete, delete, and
+the errors the SDK must hand back as typed problems. The client raises on any status
 the spec does not document, so an undocumented answer fails the journey too.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
+import re
 import subprocess
 import sys
 import uuid
@@ -70,9 +73,23 @@ def op(sdk: ModuleType, tag: str, name: str) -> Any:
     return importlib.import_module(f"{PACKAGE}.api.{tag}.{name}")
 
 
+def snake_case(name: str) -> str:
+    """`listApiKeys` -> `list_api_keys`, `API keys` -> `api_keys`."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace(" ", "_").lower()
+
+
 def test_method_names_come_from_the_operation_ids(sdk: ModuleType) -> None:
     api = importlib.import_module(f"{PACKAGE}.api")
-    assert submodules(api) == {"auth", "users", "tasks", "tags", "health"}
+    assert submodules(api) == {"auth", "users", "api_keys", "tasks", "tags", "admin", "health"}
+    # one module per tag, one function module per operation, named after its operationId
+    spec = json.loads(SPEC_FILE.read_text())
+    expected: dict[str, set[str]] = {}
+    for item in spec["paths"].values():
+        for operation in item.values():
+            tag = snake_case(operation["tags"][0])
+            expected.setdefault(tag, set()).add(snake_case(operation["operationId"]))
+    modules = {tag: importlib.import_module(f"{PACKAGE}.api.{tag}") for tag in expected}
+    assert {tag: submodules(module) for tag, module in modules.items()} == expected
     tasks = importlib.import_module(f"{PACKAGE}.api.tasks")
     assert submodules(tasks) == {
         "list_tasks",
@@ -84,7 +101,21 @@ def test_method_names_come_from_the_operation_ids(sdk: ModuleType) -> None:
         "delete_task",
     }
     auth = importlib.import_module(f"{PACKAGE}.api.auth")
-    assert submodules(auth) == {"register", "login", "refresh_token", "logout"}
+    assert submodules(auth) == {
+        "register",
+        "login",
+        "refresh_token",
+        "logout",
+        "request_password_reset",
+        "confirm_password_reset",
+    }
+    api_keys = importlib.import_module(f"{PACKAGE}.api.api_keys")
+    assert submodules(api_keys) == {
+        "create_api_key",
+        "list_api_keys",
+        "get_api_key",
+        "delete_api_key",
+    }
     models = importlib.import_module(f"{PACKAGE}.models")
     for name in ("TaskIn", "TaskPatchIn", "TaskOut", "TaskList", "Problem", "ValidationProblem"):
         assert hasattr(models, name), name
@@ -115,20 +146,17 @@ def test_a_user_journey_through_the_sdk(sdk: ModuleType, live_server: LiveServer
     assert isinstance(me, m.UserOut)
     assert (me.username, me.role) == (name, m.UserOutRole.USER)
 
-    # create three tasks
+    # create three tasks, each with an Idempotency-Key: a retry (a lost answer, say)
+    # replays the first answer and creates nothing
     due = datetime(2030, 1, 1, 9, tzinfo=UTC)
     create_task = op(sdk, "tasks", "create_task")
     created = []
     for title, priority in [("one", "HIGH"), ("two", "LOW"), ("three", "HIGH")]:
-        response = create_task.sync_detailed(
-            client=client,
-            body=m.TaskIn(
-                title=title,
-                priority=m.TaskInPriority[priority],
-                tags=["SDK", "Journey"],
-                due_date=due,
-            ),
+        body = m.TaskIn(
+            title=title, priority=m.TaskInPriority[priority], tags=["SDK", "Journey"], due_date=due
         )
+        key = str(uuid.uuid4())
+        response = create_task.sync_detailed(client=client, body=body, idempotency_key=key)
         assert response.status_code == 201
         task = response.parsed
         assert isinstance(task, m.TaskOut)
@@ -136,7 +164,21 @@ def test_a_user_journey_through_the_sdk(sdk: ModuleType, live_server: LiveServer
         assert task.tags == ["journey", "sdk"]
         assert task.due_date == due
         assert task.status == m.TaskOutStatus.PENDING
+        assert "Idempotency-Replayed" not in response.headers
+        retried = create_task.sync_detailed(client=client, body=body, idempotency_key=key)
+        assert retried.status_code == 201
+        assert retried.headers["Idempotency-Replayed"] == "true"
+        assert retried.parsed == task
         created.append(task)
+    # the same key with another body is a typed validation problem naming the header
+    reused = create_task.sync_detailed(
+        client=client, body=m.TaskIn(title="four"), idempotency_key=key
+    )
+    assert reused.status_code == 422
+    assert isinstance(reused.parsed, m.ValidationProblem)
+    assert [(e.location, e.field) for e in reused.parsed.errors] == [
+        (m.FieldErrorLocation.HEADER, "Idempotency-Key")
+    ]
 
     # list with filters and pages
     list_tasks = op(sdk, "tasks", "list_tasks")
@@ -159,22 +201,44 @@ def test_a_user_journey_through_the_sdk(sdk: ModuleType, live_server: LiveServer
     assert [t.title for t in second.data] == ["three"]
     assert second.pagination.next_ is None
 
-    # change: patch, replace, set status
+    # change: patch only if nobody changed the task since it was read (ETag as If-Match),
+    # then replace and set status
     one, two, three = created
-    patched = op(sdk, "tasks", "update_task").sync(
-        one.id, client=client, body=m.TaskPatchIn(title="one, renamed")
+    read = op(sdk, "tasks", "get_task").sync_detailed(one.id, client=client)
+    etag = read.headers["ETag"]
+    update_task = op(sdk, "tasks", "update_task")
+    patched_response = update_task.sync_detailed(
+        one.id, client=client, body=m.TaskPatchIn(title="one, renamed"), if_match=etag
     )
+    assert patched_response.status_code == 200
+    patched = patched_response.parsed
     assert isinstance(patched, m.TaskOut)
     assert (patched.title, patched.version) == ("one, renamed", one.version + 1)
+    assert patched_response.headers["ETag"] != etag
+    # the old ETag is stale now: a typed 412 problem, and the task keeps the first change
+    stale = update_task.sync_detailed(
+        one.id, client=client, body=m.TaskPatchIn(title="lost update"), if_match=etag
+    )
+    assert stale.status_code == 412
+    assert isinstance(stale.parsed, m.Problem)
+    assert op(sdk, "tasks", "get_task").sync(one.id, client=client).title == "one, renamed"
     replaced = op(sdk, "tasks", "replace_task").sync(
         two.id, client=client, body=m.TaskIn(title="two, replaced")
     )
     assert (replaced.title, replaced.tags, replaced.due_date) == ("two, replaced", [], None)
-    done = op(sdk, "tasks", "set_task_status").sync(
+    completing = op(sdk, "tasks", "set_task_status").sync_detailed(
         three.id, client=client, body=m.TaskStatusIn(status=m.TaskStatusInStatus.COMPLETED)
     )
+    done = completing.parsed
+    assert isinstance(done, m.TaskOut)
     assert done.status == m.TaskOutStatus.COMPLETED
     assert isinstance(done.completed_at, datetime)
+    # a read with the ETag as If-None-Match answers 304 with no body while it is current
+    unchanged = op(sdk, "tasks", "get_task").sync_detailed(
+        three.id, client=client, if_none_match=completing.headers["ETag"]
+    )
+    assert unchanged.status_code == 304
+    assert unchanged.parsed is None
     completed = list_tasks.sync(client=client, status=[m.ListTasksStatusItem.COMPLETED])
     assert [t.id for t in completed.data] == [three.id]
     tags = op(sdk, "tags", "list_tags").sync(client=client)

@@ -12,15 +12,15 @@ from apiflask import APIFlask
 ViewResult = Any
 
 
-def links_to(parameter: str, *operation_ids: str) -> dict[str, dict[str, Any]]:
-    """OpenAPI links from a response to the operations on the resource it carries, whose
-    `id` they take as `parameter` (SDK generators and stateful testers follow them)."""
+def response_links(noun: str, parameter: str, *operation_ids: str) -> dict[str, dict[str, Any]]:
+    """OpenAPI links from a response that carries a `noun` (its `id`) to the operations that
+    take that id as `parameter` (SDK generators and stateful testers follow them)."""
     return {
         operation_id: {
             "operationId": operation_id,
             "parameters": {parameter: "$response.body#/id"},
-            "description": f"`id` of the {parameter.removesuffix('_id')} in this response, as "
-            f"`{parameter}` of `{operation_id}`.",
+            "description": f"`id` of the {noun} in this response, as `{parameter}` of "
+            f"`{operation_id}`.",
         }
         for operation_id in operation_ids
     }

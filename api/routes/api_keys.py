@@ -10,7 +10,7 @@ from flask import url_for
 
 from api.http import NO_STORE
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult
+from api.routes import ViewResult, response_links
 from api.security import current_user, requires
 from api.services import api_keys
 from schemas.api_keys import ApiKeyCreatedOut, ApiKeyIn, ApiKeyList, ApiKeyOut
@@ -35,6 +35,7 @@ bp = APIBlueprint(
     status_code=201,
     headers=LocationHeader,
     description="The new key, with its secret: the only time it is shown.",
+    links=response_links("key", "key_id", "getApiKey", "deleteApiKey"),
 )
 @bp.doc(operation_id="createApiKey", responses={403: "Your role cannot grant a scope asked for."})
 def create_api_key(json_data: dict[str, Any]) -> ViewResult:

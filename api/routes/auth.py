@@ -11,7 +11,7 @@ from marshmallow import ValidationError, missing
 
 from api.http import NO_STORE
 from api.limits import limit_login, password_reset_limit, register_limit
-from api.routes import ViewResult
+from api.routes import ViewResult, response_links
 from api.security import current_user, refresh_auth, requires
 from api.services import auth, password_reset
 from schemas.auth import (
@@ -38,7 +38,14 @@ _login_schema = LoginIn()
 @bp.post("/register")
 @register_limit
 @bp.input(RegisterIn, location="json")
-@bp.output(UserOut, status_code=201, description="The new account.", headers=LocationHeader)
+@bp.output(
+    UserOut,
+    status_code=201,
+    description="The new account.",
+    headers=LocationHeader,
+    # For administrators: the operations on an account.
+    links=response_links("account", "user_id", "getUser", "updateUser", "deleteUser"),
+)
 @bp.doc(operation_id="register", responses={409: "The username or email is taken."})
 def register(json_data: dict[str, Any]) -> ViewResult:
     """Create an account.

@@ -10,7 +10,7 @@ from flask import url_for
 from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import reports_limit
 from api.models import Scope
-from api.routes import ViewResult, links_to
+from api.routes import ViewResult, response_links
 from api.security import current_user, requires
 from api.services import reports
 from schemas.common import LocationHeader
@@ -36,7 +36,7 @@ bp = APIBlueprint(
     status_code=202,
     headers=LocationHeader,
     description="The queued job; poll `Location` until it has succeeded.",
-    links=links_to("job_id", "getJob", "getJobResult"),
+    links=response_links("job", "job_id", "getJob", "getJobResult"),
 )
 @bp.doc(
     operation_id="createReport",

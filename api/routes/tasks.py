@@ -14,7 +14,7 @@ from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import protected
 from api.models import Scope, Task
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult, links_to
+from api.routes import ViewResult, response_links
 from api.security import current_user, requires
 from api.serialization import compile_dumper
 from api.services import tasks
@@ -56,8 +56,8 @@ def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any
     return _with_etag(tasks.update_task(task, changes))
 
 
-_OPERATIONS_ON_A_TASK = links_to(
-    "task_id", "getTask", "updateTask", "replaceTask", "setTaskStatus", "deleteTask"
+_OPERATIONS_ON_A_TASK = response_links(
+    "task", "task_id", "getTask", "updateTask", "replaceTask", "setTaskStatus", "deleteTask"
 )
 
 
