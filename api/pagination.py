@@ -56,7 +56,7 @@ def paginated(page: Page) -> tuple[dict[str, Any], int, dict[str, str]]:
         next_url = cursor_url(page.next_cursor) if page.next_cursor else None
     else:
         next_url = page_url(page.page + 1) if page.page < pages else None
-    prev_url = page_url(min(page.page - 1, max(pages, 1))) if page.page > 1 and not keyset else None
+    prev_url = None if keyset or page.page <= 1 else page_url(min(page.page - 1, max(pages, 1)))
     links = {
         "first": page_url(1),
         "prev": prev_url,

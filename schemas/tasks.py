@@ -180,8 +180,8 @@ class TaskQuery(PageQuery, TaskFilters):
         validate=[validators.Length(min=1, max=1000), NO_NUL],
         metadata={
             "description": "Keyset paging: `pagination.next_cursor` of the previous page, with "
-            "the same filters and sort (not with `page`, nor a sort by `due_date`). Every "
-            "page costs the same however deep it is."
+            "the same filters and sort (not with a sort by `due_date`); `page` is then "
+            "ignored. Every page costs the same however deep it is."
         },
     )
 

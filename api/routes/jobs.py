@@ -50,7 +50,11 @@ _RESULT = {
 @bp.output(JobList, headers=ListHeaders, description="One page of your jobs, newest first.")
 @bp.doc(operation_id="listJobs")
 def list_jobs(query_data: dict[str, Any]) -> ViewResult:
-    """List your jobs, newest first."""
+    """List your jobs, newest first.
+
+    Reports you asked for, queued, running or finished; poll `getJob` for one of them.
+    Emails the service sends are jobs too, but nobody's to list.
+    """
     return paginated(jobs.list_jobs(current_user(), query_data))
 
 

@@ -146,8 +146,6 @@ def _encode_cursor(keys: list[tuple[str, bool]], task: Task) -> str:
 
 def _decode_cursor(query: dict[str, Any], keys: list[tuple[str, bool]]) -> list[Any]:
     """The sort values a cursor carries, checked against this query's sort."""
-    if query["page"] != 1:
-        raise InvalidFieldError("page", "Send either page or after, not both.", location="query")
     if not _keyset_ok(keys):
         raise InvalidFieldError(
             "after", "A cursor cannot follow a sort by due_date; use page.", location="query"
