@@ -145,9 +145,10 @@ def limit_login(view: F) -> F:
 
 
 @limiter.request_filter
-def _outside_the_api() -> bool:
-    """Probes, docs and the spec are never limited."""
-    return not request.path.startswith("/api/")
+def _exempt() -> bool:
+    """Probes, docs and the spec are never limited; nothing is in an app whose
+    RATELIMIT_ENABLED is false (see `init_app`)."""
+    return not request.path.startswith("/api/") or not current_app.config["RATELIMIT_ENABLED"]
 
 
 def _remember_budget() -> None:
@@ -176,5 +177,15 @@ def init_app(app: APIFlask) -> None:
     # Flask runs after_request hooks in reverse: registered first, this one runs after
     # Flask-Limiter's own header injection; the before_request hook runs after its check.
     app.after_request(_budget_headers)
-    limiter.init_app(app)
+    # `limiter` is one object per process, and Flask-Limiter keeps RATELIMIT_ENABLED on it:
+    # the last app initialised would switch limits on or off for every app, and an app
+    # initialised with limits off would get none of its hooks (its routes' own limits
+    # would still apply, without Retry-After). So Flask-Limiter is always set up, and each
+    # app's own setting is honoured by `_exempt`.
+    enabled = app.config["RATELIMIT_ENABLED"]
+    app.config["RATELIMIT_ENABLED"] = True
+    try:
+        limiter.init_app(app)
+    finally:
+        app.config["RATELIMIT_ENABLED"] = enabled
     app.before_request(_remember_budget)

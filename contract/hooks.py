@@ -3,9 +3,11 @@ tests/test_schemathesis.py imports this module).
 
 Who sends what. The run's accounts are real users who log in through `login`:
 
-- `alice` and `bob` (`wfc-auth.json`) share one access token each and send every
-  operation; `object_level_authorization` replays alice's reads as bob.
-- `EXAMPLE` is the account the spec's examples name (`login`'s example logs in as it).
+- `alice` and `bob` (`wfc-auth.json`: logins `contract-alice`, `contract-bob`) share one
+  access token each and send every operation; `object_level_authorization` replays
+  alice's reads as bob.
+- `EXAMPLE` is the account the spec's examples name (username `alice`), so that `login`'s
+  example logs in.
 - `ADMIN` (role admin) sends the admin-only operations (`x-required-role: admin` in the
   spec), which alice could only be refused.
 - `SELF_SERVICE` sends the operations that spend or change the credentials of whoever sends

@@ -410,6 +410,28 @@ def test_register_is_limited_per_ip(app: TasksAPI, monkeypatch: pytest.MonkeyPat
     assert user_count(app) == 3
 
 
+def test_limits_off_holds_for_its_own_app_whichever_app_came_last(
+    app: TasksAPI, build: AppFactory
+) -> None:
+    """Flask-Limiter is one object per process: RATELIMIT_ENABLED=false must switch off this
+    app's limits, not every app's, and not only until another app is initialised."""
+    tiny = {"RATE_LIMIT_REGISTER": "1 per minute", "RATE_LIMIT_ANONYMOUS": "1 per minute"}
+    off = build(RATELIMIT_ENABLED=False, **tiny)
+    on = build(**tiny)  # initialised last, with limits on
+
+    def register(target: TasksAPI, name: str) -> TestResponse:
+        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+        return client_at(target, "192.0.2.80").post(REGISTER, json=body)
+
+    for name in ("ann", "ben", "cat"):
+        response = register(off, name)
+        assert response.status_code == 201
+        assert not set(RATE_LIMIT_HEADERS) & set(response.headers)
+    assert register(on, "dan").status_code == 201
+    assert_rate_limited(register(on, "eve"), 1)
+    assert user_count(app) == 4
+
+
 # --- trusted proxies -------------------------------------------------------------------
 
 

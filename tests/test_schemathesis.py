@@ -63,7 +63,7 @@ SETTINGS = settings(
 # Operations on one resource (getApiKey, deleteUser, ...) answer 2xx only when a link
 # hands them an id that exists: enough scenarios to follow every link. If a spec change
 # leaves one unserved, raise this.
-STATEFUL_SETTINGS = settings(SETTINGS, max_examples=40, stateful_step_count=8)
+STATEFUL_SETTINGS = settings(SETTINGS, max_examples=30, stateful_step_count=8)
 
 
 def register_users(app: TasksAPI) -> None:
