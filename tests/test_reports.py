@@ -202,7 +202,9 @@ def test_a_summary_matches_the_database(app: TasksAPI, client: FlaskClient, auth
     response = result(client, headers, job)
     assert response.status_code == 200
     assert response.mimetype == "application/json"
-    assert "Content-Disposition" not in response.headers
+    assert (
+        response.headers["Content-Disposition"] == f'attachment; filename="report-{job["id"]}.json"'
+    )
     summary = response.get_json()
     expected = direct_counts(app, job_owner(app, "alice"))
     assert summary["total"] == expected["total"] == 6
