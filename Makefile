@@ -68,5 +68,10 @@ check: lint typecheck security openapi-check spec-validate  ## Every gate but th
 lock: install  ## Re-pin every dependency into requirements/lock.txt
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tasks-api > requirements/lock.txt
 
+bench: install  ## Benchmark against raw Flask, FastAPI and a bare /ping (prints figures)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/lock.txt -r bench/requirements.txt
+	@command -v wrk > /dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.run
+
 clean:  ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

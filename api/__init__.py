@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.config import check_secrets, load_settings, sqlite_url, use_redis
 from api.openapi import SchemaKeywordsPlugin, TasksAPI
+from api.serialization import OrjsonProvider
 
 __version__ = "1.0.0"
 
@@ -47,6 +48,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         spec_plugins=[SchemaKeywordsPlugin()],
     )
     app.config.from_mapping(settings)
+    app.json = OrjsonProvider(app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         app.config["SQLALCHEMY_DATABASE_URI"] = sqlite_url(app.instance_path)
@@ -70,6 +72,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         conditional,
         errors,
         http,
+        jobs,
         limits,
         observability,
         openapi,
@@ -89,6 +92,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     migrate.init_app(app, db, render_as_batch=True, directory=str(_MIGRATIONS))
     mail.init_app(app)
     init_redis(app)
+    jobs.init_app(app)
     security.init_app(app)
     errors.init_app(app)
     http.init_app(app)

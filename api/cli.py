@@ -7,13 +7,14 @@ from typing import Any
 
 import click
 from apiflask import APIFlask
+from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import select
 
 from api.errors import ConflictError
 from api.extensions import db
 from api.models import Role, Task, User
-from api.services import auth, idempotency, tasks, tokens
+from api.services import auth, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
@@ -50,10 +51,39 @@ def init_app(app: APIFlask) -> None:
 
     @app.cli.command("purge-expired")
     def purge_expired() -> None:
-        """Delete expired idempotency records and revocations (run it daily, e.g. cron)."""
+        """Delete expired idempotency records, revocations and jobs (run it daily, e.g. cron)."""
         records = idempotency.purge_expired()
         revocations = tokens.purge_expired()
-        click.echo(f"purged {records} idempotency records, {revocations} revocations")
+        expired_jobs = jobs.purge_expired()
+        click.echo(
+            f"purged {records} idempotency records, {revocations} revocations, {expired_jobs} jobs"
+        )
+
+    jobs_group = AppGroup("jobs", help="Background jobs.")
+    app.cli.add_command(jobs_group)
+
+    @jobs_group.command("purge")
+    def purge_jobs() -> None:
+        """Delete finished jobs whose results have expired."""
+        click.echo(f"purged {jobs.purge_expired()} jobs")
+
+    @jobs_group.command("stats")
+    def job_stats() -> None:
+        """Print how many jobs are in each status."""
+        for status, count in jobs.counts_by_status().items():
+            click.echo(f"{status}: {count}")
+
+    @app.cli.command(
+        "worker", context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+    )
+    @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+    def worker(celery_args: tuple[str, ...]) -> None:
+        """Run a Celery worker for the jobs (JOBS_BACKEND=celery); extra arguments go to
+        `celery worker` (e.g. --concurrency 4)."""
+        celery = app.extensions.get("celery")
+        if celery is None:
+            raise click.ClickException("set JOBS_BACKEND=celery (and CELERY_BROKER_URL)")
+        celery.worker_main(["worker", "--loglevel", app.config["LOG_LEVEL"], *celery_args])
 
     @app.cli.command("seed-demo")
     def seed_demo() -> None:

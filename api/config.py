@@ -89,6 +89,34 @@ class Config:
     MAIL_USE_SSL = False
     MAIL_TIMEOUT = 10
     MAIL_DEFAULT_SENDER = "Tasks API <no-reply@localhost>"
+
+    # Background jobs (reports, emails). `thread`: an in-process pool that also polls the
+    # jobs table (no services needed); `celery`: separate `flask worker` processes on a
+    # Redis broker; `inline` (the testing profile): each job runs in the process that
+    # enqueued it, once the response is sent.
+    JOBS_BACKEND = "thread"
+    JOBS_THREADS = 4
+    JOBS_POLL_SECONDS = 2.0
+    # A running job writes a heartbeat this often; one silent for JOB_STALE_SECONDS is an
+    # orphan (its process died) and runs again.
+    JOB_HEARTBEAT_SECONDS = 5.0
+    JOB_STALE_SECONDS = 60.0
+    # Transient failures (SMTP, network) are retried with exponential backoff, then the
+    # job fails for good.
+    JOB_MAX_ATTEMPTS = 3
+    JOB_RETRY_BACKOFF_SECONDS = 2.0
+    # Finished jobs and their results are kept this long, then answer 410 (and are purged).
+    JOB_RESULT_TTL = 24 * 3600
+    # Comma-separated modules imported at start-up that register extra job kinds.
+    JOBS_IMPORTS = ""
+    # Celery (JOBS_BACKEND=celery). None: REDIS_URL.
+    CELERY_BROKER_URL: str | None = None
+    CELERY_QUEUE = "tasks-api-jobs"
+    # An unacknowledged message (its worker died) is delivered again after this long.
+    CELERY_VISIBILITY_TIMEOUT = 3600
+    # Prefix of every broker key, so several deployments (or test runs) share one Redis.
+    CELERY_KEY_PREFIX = ""
+
     # Strict-Transport-Security max-age; 0 sends no header (production sets a year).
     HSTS_SECONDS = 0
 
@@ -136,6 +164,7 @@ class Config:
     RATE_LIMIT_REGISTER = "10 per hour"  # per IP
     # per IP; a limit, not a password (the linters see "PASSWORD" in the name)
     RATE_LIMIT_PASSWORD_RESET = "10 per hour"  # noqa: S105  # nosec B105
+    RATE_LIMIT_REPORTS = "5 per minute"  # report jobs per user
     RATE_LIMIT_ENUMERATION = "100 per hour"  # 404s on id routes per client
     # Reverse proxies in front of the app whose X-Forwarded-* headers are trusted.
     TRUSTED_PROXY_HOPS = 0
@@ -170,6 +199,10 @@ class TestingConfig(Config):
     REFRESH_REUSE_GRACE_SECONDS = 0
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     MAIL_BACKEND = "locmem"  # messages land in `app.extensions["mailman"].outbox`
+    # No background threads in tests: a job runs when the response is closed (the thread
+    # and celery executors have tests of their own).
+    JOBS_BACKEND = "inline"
+    JOB_RETRY_BACKOFF_SECONDS = 0.0
 
 
 class ProductionConfig(Config):
@@ -202,8 +235,18 @@ _INT_KEYS = {
     "PASSWORD_RESET_TTL_SECONDS",
     "MAIL_PORT",
     "MAIL_TIMEOUT",
+    "JOBS_THREADS",
+    "JOB_MAX_ATTEMPTS",
+    "JOB_RESULT_TTL",
+    "CELERY_VISIBILITY_TIMEOUT",
 }
-_FLOAT_KEYS = {"REDIS_SOCKET_TIMEOUT"}
+_FLOAT_KEYS = {
+    "REDIS_SOCKET_TIMEOUT",
+    "JOBS_POLL_SECONDS",
+    "JOB_HEARTBEAT_SECONDS",
+    "JOB_STALE_SECONDS",
+    "JOB_RETRY_BACKOFF_SECONDS",
+}
 _SECONDS_KEYS = {"JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"}
 _JSON_KEYS = {"SQLALCHEMY_ENGINE_OPTIONS", "SERVERS", "RATELIMIT_STORAGE_OPTIONS"}
 

@@ -48,6 +48,10 @@ class ConflictError(DomainError):
     status = 409
 
 
+class GoneError(DomainError):
+    status = 410
+
+
 class PreconditionFailedError(DomainError):
     status = 412
 

@@ -3,7 +3,8 @@
 - Every /api/ request counts against one budget per client (an application limit):
   `RATE_LIMIT_ANONYMOUS` per IP, or `RATE_LIMIT_FREE` / `RATE_LIMIT_PRO` per user, by
   the user's current tier.
-- `login` counts failed attempts per IP and per account; `register` is limited per IP.
+- `login` counts failed attempts per IP and per account; `register` is limited per IP;
+  `createReport` per user (`RATE_LIMIT_REPORTS`).
 - `protected` is the enumeration guard: on routes that take an id, a client that
   collects `RATE_LIMIT_ENUMERATION` 404s gets 429 on all of them for the rest of the
   window.
@@ -124,6 +125,9 @@ register_limit = limiter.limit(lambda: _setting("RATE_LIMIT_REGISTER"), key_func
 password_reset_limit = limiter.shared_limit(
     lambda: _setting("RATE_LIMIT_PASSWORD_RESET"), scope="password-reset", key_func=client_ip
 )
+# Reports are expensive: a budget of their own per user (per IP for a bad credential,
+# which authentication then refuses), on top of the application limit.
+reports_limit = limiter.limit(lambda: _setting("RATE_LIMIT_REPORTS"), key_func=client_key)
 protected = limiter.shared_limit(
     lambda: _setting("RATE_LIMIT_ENUMERATION"),
     scope="id-lookups",

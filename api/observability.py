@@ -16,11 +16,12 @@ import sys
 import time
 
 from apiflask import APIFlask
-from flask import Blueprint, Response, current_app, g, has_request_context, request
+from flask import Blueprint, Response, current_app, g, has_app_context, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -41,14 +42,22 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+JOBS_FINISHED = Counter(
+    "tasks_api_jobs_finished_total", "Background jobs finished.", ["kind", "status"]
+)
+# Read from the jobs table at each scrape: the same number from every process.
+JOBS = Gauge(
+    "tasks_api_jobs", "Background jobs by status.", ["status"], multiprocess_mode="mostrecent"
+)
 
 
 class RequestContextFilter(logging.Filter):
-    """Add the request id to every record logged while a request is served."""
+    """Add the request id to every record logged while a request is served, or a job runs
+    (a job's app context carries the id of the request that enqueued it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = g.get("request_id") if has_request_context() else None
+            record.request_id = g.get("request_id") if has_app_context() else None
         return True
 
 
@@ -120,6 +129,10 @@ def metrics() -> Response:
                 "Metrics need the METRICS_TOKEN as a bearer token.",
                 headers={"WWW-Authenticate": 'Bearer realm="tasks-api-metrics"'},
             )
+    from api.services.jobs import counts_by_status
+
+    for status, count in counts_by_status().items():
+        JOBS.labels(status).set(count)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -124,6 +124,10 @@ _SHARED_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Link": ("RFC 8288 links: first, prev, next, last.", {"type": "string"}),
     "X-Total-Count": ("Items matching the query, on all pages.", {"type": "integer"}),
     "Location": ("URL of the created resource.", {"type": "string"}),
+    "Content-Disposition": (
+        '`attachment; filename="report-<id>.csv"` (or `.json`): a report result is a file.',
+        {"type": "string"},
+    ),
 }
 _IF_NONE_MATCH = {
     "in": "header",

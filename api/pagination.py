@@ -20,6 +20,10 @@ class Page:
     page: int
     per_page: int
     total: int
+    # Lists with keyset paging (`after`) also say where the next page starts
+    # (`next_cursor`, None on the last page).
+    keyset: bool = False
+    next_cursor: str | None = None
 
 
 class ListHeaders(Schema):
@@ -37,28 +41,39 @@ def page_url(page: int) -> str:
     return f"{request.path}?{urlencode(args)}"
 
 
+def cursor_url(cursor: str) -> str:
+    """This request's URL continuing after `cursor` (keyset paging)."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("after", "page")]
+    args.append(("after", cursor))
+    return f"{request.path}?{urlencode(args)}"
+
+
 def paginated(page: Page) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The `{data, pagination}` body plus `Link` and `X-Total-Count` headers."""
     pages = math.ceil(page.total / page.per_page)
-    next_url = page_url(page.page + 1) if page.page < pages else None
-    prev_url = page_url(min(page.page - 1, max(pages, 1))) if page.page > 1 else None
+    keyset = "after" in request.args
+    if keyset:
+        next_url = cursor_url(page.next_cursor) if page.next_cursor else None
+    else:
+        next_url = page_url(page.page + 1) if page.page < pages else None
+    prev_url = None if keyset or page.page <= 1 else page_url(min(page.page - 1, max(pages, 1)))
     links = {
         "first": page_url(1),
         "prev": prev_url,
         "next": next_url,
         "last": page_url(max(pages, 1)),
     }
-    body = {
-        "data": page.items,
-        "pagination": {
-            "page": page.page,
-            "per_page": page.per_page,
-            "total": page.total,
-            "pages": pages,
-            "next": next_url,
-            "prev": prev_url,
-        },
+    pagination: dict[str, Any] = {
+        "page": page.page,
+        "per_page": page.per_page,
+        "total": page.total,
+        "pages": pages,
+        "next": next_url,
+        "prev": prev_url,
     }
+    if page.keyset:
+        pagination["next_cursor"] = page.next_cursor
+    body = {"data": page.items, "pagination": pagination}
     headers = {
         "Link": ", ".join(f'<{url}>; rel="{rel}"' for rel, url in links.items() if url),
         "X-Total-Count": str(page.total),

@@ -144,6 +144,13 @@ class Pagination(Schema):
     prev = fields.String(
         required=True, allow_none=True, metadata={"description": "URL of the previous page."}
     )
+    next_cursor = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Lists with keyset paging: send as `after` for the next page "
+            "(null on the last page)."
+        },
+    )
 
 
 class PageQuery(Schema):

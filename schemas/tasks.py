@@ -125,27 +125,18 @@ def _validate_sort(value: str) -> None:
             raise ValidationError(f"Cannot sort by {name!r}; allowed: {', '.join(SORT_FIELDS)}.")
 
 
-class TaskQuery(PageQuery):
-    sort = fields.String(
-        load_default=DEFAULT_SORT,
-        validate=[validators.Length(max=200), _validate_sort],
-        metadata={
-            "description": "Comma-separated fields, `-` for descending. Allowed: "
-            + ", ".join(SORT_FIELDS)
-            + ". Ties are broken by id.",
-            "example": "-due_date,priority",
-            "pattern": SORT_PATTERN,
-        },
-    )
+class TaskFilters(Schema):
+    """Which tasks: shared by `listTasks` (query) and `createReport` (`filters`)."""
+
     status = fields.List(
         Enum(TaskStatus),
         validate=validators.Length(max=len(TaskStatus)),
-        metadata={"description": "Repeat to match any of several."},
+        metadata={"description": "Any of these statuses."},
     )
     priority = fields.List(
         Enum(TaskPriority),
         validate=validators.Length(max=len(TaskPriority)),
-        metadata={"description": "Repeat to match any of several."},
+        metadata={"description": "Any of these priorities."},
     )
     tag = fields.String(
         validate=[validators.Length(min=1, max=50), NOT_BLANK],
@@ -160,17 +151,45 @@ class TaskQuery(PageQuery):
     overdue = fields.Boolean(
         metadata={"description": "`true`: past due and not completed; `false`: the others."}
     )
+
+    @post_load
+    def normalise_tag(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "tag" in data:
+            data["tag"] = lower(data["tag"].strip(BLANK))
+        return data
+
+
+class TaskQuery(PageQuery, TaskFilters):
+    """`listTasks`' parameters; repeat `status` or `priority` to match any of several."""
+
+    sort = fields.String(
+        load_default=DEFAULT_SORT,
+        validate=[validators.Length(max=200), _validate_sort],
+        metadata={
+            "description": "Comma-separated fields, `-` for descending. Allowed: "
+            + ", ".join(SORT_FIELDS)
+            + ". Ties are broken by id.",
+            "example": "-due_date,priority",
+            "pattern": SORT_PATTERN,
+        },
+    )
     owner_id = fields.Integer(
         validate=validators.Range(min=1, max=MAX_ID), metadata={"description": "Admins only."}
     )
+    after = fields.String(
+        validate=[validators.Length(min=1, max=1000), NO_NUL],
+        metadata={
+            "description": "Keyset paging: `pagination.next_cursor` of the previous page, with "
+            "the same filters and sort (not with a sort by `due_date`); `page` is then "
+            "ignored. Every page costs the same however deep it is."
+        },
+    )
 
     @post_load
-    def parse(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    def parse_sort(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         data["sort"] = [
             (part.removeprefix("-"), part.startswith("-")) for part in data["sort"].split(",")
         ]
-        if "tag" in data:
-            data["tag"] = lower(data["tag"].strip(BLANK))
         return data
 
 

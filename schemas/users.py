@@ -81,12 +81,16 @@ class UserOut(Schema):
     role = Enum(Role, required=True)
     tier = Enum(Tier, required=True)
     is_active = fields.Boolean(required=True)
+    notify_on_task_created = fields.Boolean(
+        required=True, metadata={"description": "Email a confirmation of each new task."}
+    )
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
 
 
 class UserPatchIn(LowerCaseIdentity):
-    """Your own username and email; changing the email needs your current password."""
+    """Your own username, email and preferences; changing the email needs your current
+    password."""
 
     class Meta:
         # What `check` below enforces, for the spec: `username` or `email` (or both), and
@@ -98,12 +102,15 @@ class UserPatchIn(LowerCaseIdentity):
 
     username = username_field()
     email = email_field()
+    notify_on_task_created = StrictBoolean(
+        metadata={"description": "`true`: email me a confirmation of each task I create."}
+    )
     current_password = current_password_field("Required with `email`.")
 
     @validates_schema
     def check(self, data: dict[str, Any], **kwargs: Any) -> None:
         if not data.keys() - {"current_password"}:
-            raise ValidationError("Send `username` or `email` to change.")
+            raise ValidationError("Send `username`, `email` or `notify_on_task_created` to change.")
         if "email" in data and "current_password" not in data:
             raise ValidationError("Required to change the email.", "current_password")
 

@@ -123,20 +123,36 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    """`TEST_REDIS_URL`, checked to answer; skips (or fails in CI) otherwise."""
-    url = os.environ.get("TEST_REDIS_URL")
+def answering_redis(tier: str, url: str | None, unset: str) -> str:
+    """`url`, checked to answer; skips the tier (or fails it in CI) otherwise."""
     if not url:
-        tier_missing("redis", "TEST_REDIS_URL is not set")
+        tier_missing(tier, unset)
     client = Redis.from_url(url, socket_timeout=2)
     try:
         client.ping()
     except RedisError as error:
-        tier_missing("redis", f"cannot reach Redis: {error}")
+        tier_missing(tier, f"cannot reach Redis at {url}: {error}")
     finally:
         client.close()
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """`TEST_REDIS_URL`, checked to answer; skips (or fails in CI) otherwise."""
+    return answering_redis("redis", os.environ.get("TEST_REDIS_URL"), "TEST_REDIS_URL is not set")
+
+
+@pytest.fixture(scope="session")
+def celery_broker_url() -> str:
+    """A Redis database for Celery tests: `TEST_CELERY_BROKER_URL`, else database 12 of
+    `TEST_REDIS_URL`'s server (keys under a per-run prefix). Skips (fails in CI) without."""
+    url = os.environ.get("TEST_CELERY_BROKER_URL")
+    if not url and os.environ.get("TEST_REDIS_URL"):
+        url = make_url(os.environ["TEST_REDIS_URL"]).set(database="12").render_as_string()
+    return answering_redis(
+        "celery", url, "neither TEST_CELERY_BROKER_URL nor TEST_REDIS_URL is set"
+    )
 
 
 # A Redis URL where nothing listens: Redis "down" without stopping the shared server.

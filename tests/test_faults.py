@@ -160,7 +160,11 @@ def test_redis_down_is_not_ready_until_it_is_back(
     assert checks["database"] == {"status": "ok"}
     assert "redis" in down.get_json()["detail"]
     assert back.status_code == 200
-    assert back.get_json()["checks"] == {"database": {"status": "ok"}, "redis": {"status": "ok"}}
+    assert back.get_json()["checks"] == {
+        "database": {"status": "ok"},
+        "redis": {"status": "ok"},
+        "jobs": {"status": "ok"},
+    }
 
 
 def test_postgresql_restart_next_request_succeeds(postgres_binaries: Path) -> None:

@@ -28,6 +28,7 @@ def test_ready_checks_the_database_and_redis_when_configured(
     checks = {"database": {"status": "ok"}}
     if app.config["REDIS_URL"]:
         checks["redis"] = {"status": "ok"}
+    checks["jobs"] = {"status": "ok"}
     assert response.get_json() == {"status": "ok", "checks": checks}
 
 
@@ -40,6 +41,7 @@ def test_ready_is_503_problem_when_redis_is_down(tmp_path: Path) -> None:
     assert body["checks"] == {
         "database": {"status": "ok"},
         "redis": {"status": "fail", "detail": "ConnectionError"},
+        "jobs": {"status": "ok"},
     }
     assert "redis" in body["detail"]
 

@@ -17,7 +17,7 @@ import pytest_alembic
 from sqlalchemy import select
 
 from api.extensions import db
-from api.models import IdempotencyRecord, Task, User
+from api.models import IdempotencyRecord, Job, Task, User
 from tests.conftest import fresh_postgres_database
 from tests.support.apps import isolated_process_state
 from tests.test_migrations import alembic_runner
@@ -96,6 +96,46 @@ SEED: dict[str, dict[str, list[dict[str, Any]]]] = {
                 "created_at": at(1),
                 "expires_at": at(6),
             }
+        ]
+    },
+    "0004": {
+        "jobs": [
+            {
+                "id": 31,
+                "owner_id": 7,
+                "kind": "report",
+                "params": {"kind": "export", "format": "csv", "filters": {"tag": "wörk"}},
+                "status": "succeeded",
+                "attempts": 2,
+                "error": "OSError: first try failed",
+                "result": 'id,title\r\n11,"Survive, the upgrade"\r\n',
+                "result_media_type": "text/csv; charset=utf-8",
+                "created_at": at(1),
+                "run_after": None,
+                "started_at": at(2),
+                "finished_at": at(3),
+                "heartbeat_at": at(3),
+                "expires_at": at(7),
+                "request_id": "req-0004",
+            },
+            {
+                "id": 32,
+                "owner_id": None,
+                "kind": "email.welcome",
+                "params": {"user_id": 7},
+                "status": "queued",
+                "attempts": 0,
+                "error": None,
+                "result": None,
+                "result_media_type": None,
+                "created_at": at(1),
+                "run_after": at(2),
+                "started_at": None,
+                "finished_at": None,
+                "heartbeat_at": None,
+                "expires_at": None,
+                "request_id": None,
+            },
         ]
     },
 }
@@ -185,9 +225,18 @@ def test_rows_survive_every_upgrade(empty_database: str) -> None:
             owner = session.get(User, 7)
             assert owner is not None
             assert (owner.username, owner.is_active, owner.tier) == ("ada", False, "pro")
+            # Added by 0004 with a server default: off for every existing account.
+            assert owner.notify_on_task_created is False
             record = session.get(IdempotencyRecord, 21)
             assert record is not None
             assert (record.headers, record.body) == (
                 {"Location": "/api/v1/tasks/11"},
                 b'{"id": 11}',
+            )
+            job = session.get(Job, 31)
+            assert job is not None
+            assert (job.params["filters"], job.finished_at, job.attempts) == (
+                {"tag": "wörk"},
+                at(3),
+                2,
             )

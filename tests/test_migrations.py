@@ -61,7 +61,7 @@ def test_standard(
 
 def test_upgrade_downgrade_upgrade(empty_database: str) -> None:
     expected = {"users", "tasks", "tags", "task_tags", "revoked_tokens", "alembic_version"}
-    expected |= {"api_keys", "password_reset_tokens"}
+    expected |= {"api_keys", "password_reset_tokens", "jobs"}
     with alembic_runner(empty_database) as runner:
         runner.migrate_up_to("heads")
         assert expected <= set(inspect(db.engine).get_table_names())

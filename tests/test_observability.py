@@ -123,10 +123,11 @@ def test_each_request_writes_one_access_line(
     assert fields["duration_ms"] >= 0
 
 
+# (Liveness probes are answered before Flask, unlogged: see api.http.LivenessProbe.)
 @pytest.mark.parametrize(
     ("path", "route", "status"),
     [
-        ("/health/live", "/health/live", 200),
+        ("/health/ready", "/health/ready", 200),
         ("/api/v1/tasks/7", TASK_ROUTE, 401),
         ("/no/such/page", "<unmatched>", 404),
     ],
@@ -158,7 +159,7 @@ def test_access_lines_are_json_objects_on_stderr(
     try:
         client = application.test_client()
         capfd.readouterr()
-        first = client.get("/health/live", headers={"X-Request-ID": "req-json-1"})
+        first = client.get("/health/ready", headers={"X-Request-ID": "req-json-1"})
         second = client.get("/api/v1/tasks/7")
         lines = capfd.readouterr().err.splitlines()
     finally:
@@ -175,7 +176,7 @@ def test_access_lines_are_json_objects_on_stderr(
     assert line["level"] == "INFO"
     assert line["message"] == "request"
     assert "time" in line
-    assert (line["method"], line["route"], line["status"]) == ("GET", "/health/live", 200)
+    assert (line["method"], line["route"], line["status"]) == ("GET", "/health/ready", 200)
     assert line["user_id"] is None
     assert line["client_ip"] == "127.0.0.1"
     assert isinstance(line["duration_ms"], float)
@@ -217,7 +218,7 @@ def test_client_ip_trusts_forwarded_for_only_behind_configured_proxies(
     caplog.set_level(logging.INFO, logger="api.access")
     client = build(TRUSTED_PROXY_HOPS=hops).test_client()
 
-    client.get("/health/live", headers={"X-Forwarded-For": "203.0.113.9"})
+    client.get("/health/ready", headers={"X-Forwarded-For": "203.0.113.9"})
 
     [record] = access_records(caplog)
     assert vars(record)["client_ip"] == client_ip
@@ -234,22 +235,22 @@ def test_metrics_are_off_by_default(build: Build) -> None:
 
 def test_metrics_count_requests_by_route_and_status(build: Build) -> None:
     client = build(METRICS_ENABLED=True).test_client()
-    live = series("tasks_api_requests_total", method="GET", route="/health/live", status="200")
+    ready = series("tasks_api_requests_total", method="GET", route="/health/ready", status="200")
     task = series("tasks_api_requests_total", method="GET", route=TASK_ROUTE, status="401")
     live_seconds = series(
-        "tasks_api_request_duration_seconds_count", method="GET", route="/health/live"
+        "tasks_api_request_duration_seconds_count", method="GET", route="/health/ready"
     )
     before = samples(scrape(client))
 
     for _ in range(2):
-        assert client.get("/health/live").status_code == 200
+        assert client.get("/health/ready").status_code == 200
     assert client.get("/api/v1/tasks/12345").status_code == 401
     response = client.get("/metrics")
 
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     after = samples(response.get_data(as_text=True))
-    assert after[live] - before.get(live, 0) == 2
+    assert after[ready] - before.get(ready, 0) == 2
     assert after[task] - before.get(task, 0) == 1
     assert after[live_seconds] - before.get(live_seconds, 0) == 2
     # Labels carry the URL rule, never the raw path (ids would explode cardinality).

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from api.extensions import db
-from api.models import PasswordResetToken, User
+from api.models import Job, PasswordResetToken, User
 from api.openapi import TasksAPI
 from tests.conftest import PASSWORD, Clock, bearer, login
 from tests.test_auth import LOGIN, ME, REFRESH, assert_token_refused
@@ -150,10 +150,13 @@ def test_a_failing_mail_server_never_fails_the_request(
         response = request_reset(client, "alice@example.com")
     assert response.status_code == 202
     assert outbox(app) == []
+    with app.app_context():
+        job = db.session.scalars(select(Job)).one()
+    # Retried (every attempt issued a token nobody received), then failed for good.
+    assert (job.kind, job.status, job.attempts) == ("email.password_reset", "failed", 3)
+    assert job.error == "ConnectionRefusedError: SMTP server down"
     failures = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert [r.getMessage() for r in failures] == [
-        "sending email 'Reset your Tasks API password' failed"
-    ]
+    assert [r.getMessage() for r in failures] == [f"job {job.id} (email.password_reset) failed"]
     assert failures[0].exc_info is not None
 
 

@@ -810,6 +810,7 @@ def test_list_shape_and_headers(app: TasksAPI, client: FlaskClient, alice: Heade
         "pages": 1,
         "next": None,
         "prev": None,
+        "next_cursor": None,
     }
     assert response.headers["X-Total-Count"] == "3"
     assert sorted(task["id"] for task in body["data"]) == sorted(t["id"] for t in created)
@@ -866,6 +867,7 @@ def test_links_keep_every_query_parameter(
         "pages": 3,
         "next": body["pagination"]["next"],
         "prev": body["pagination"]["prev"],
+        "next_cursor": body["pagination"]["next_cursor"],
     }
     assert response.headers["X-Total-Count"] == "6"
     rels = links(response)

@@ -26,6 +26,7 @@ PASSWORD_URL = "/api/v1/users/me/password"
 USERS = "/api/v1/users"
 TASKS = "/api/v1/tasks"
 USER_FIELDS = {"id", "username", "email", "role", "tier", "is_active", "created_at", "updated_at"}
+USER_FIELDS |= {"notify_on_task_created"}
 NEW_PASSWORD = "a brand new password"
 
 MakeUser = Callable[..., User]

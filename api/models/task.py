@@ -52,6 +52,11 @@ class Task(Base):
         Index("ix_tasks_owner_created", "owner_id", "created_at"),
         Index("ix_tasks_owner_status", "owner_id", "status"),
         Index("ix_tasks_owner_due", "owner_id", "due_date"),
+        # One per documented filter and sort, each led by the owner (every query has it).
+        # `q` (a substring search) and the rank sorts of status/priority use no index.
+        Index("ix_tasks_owner_priority", "owner_id", "priority"),
+        Index("ix_tasks_owner_updated", "owner_id", "updated_at"),
+        Index("ix_tasks_owner_title", "owner_id", "title"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

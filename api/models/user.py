@@ -44,6 +44,10 @@ class User(Base):
     # Every token carries the generation it was issued in; bumping it (password change or
     # reset, deactivation) revokes all the user's earlier tokens with one blocklist entry.
     token_generation: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    # Email a confirmation for each task the user creates (off unless they ask).
+    notify_on_task_created: Mapped[bool] = mapped_column(
+        default=False, server_default=text("false")
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

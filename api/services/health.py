@@ -29,18 +29,22 @@ def check_database() -> dict[str, Any]:
     return {"status": "ok"}
 
 
-def check_redis(client: Redis) -> dict[str, Any]:
+def check_redis(client: Redis, name: str = "redis") -> dict[str, Any]:
     try:
         client.ping()
     except RedisError as error:
-        return _failed("redis", error)
+        return _failed(name, error)
     return {"status": "ok"}
 
 
 def check_dependencies() -> dict[str, dict[str, Any]]:
-    """Each configured dependency's state: the database, and Redis when configured."""
+    """Each configured dependency's state: the database, Redis when configured, and the
+    job executor (its broker, for Celery)."""
+    from api.jobs import executor
+
     checks = {"database": check_database()}
     client = redis_client()
     if client is not None:
         checks["redis"] = check_redis(client)
+    checks["jobs"] = executor().check()
     return checks

@@ -1,7 +1,8 @@
 """Work that must not hold up a response: it runs once the response has been sent.
 
-The one seam for deferred work: when background jobs land (issue #5), `after_response`
-can enqueue a job instead, and its callers stay as they are.
+The `inline` job executor (`api.jobs.executors`, the tests' default) runs jobs through it;
+real work goes through jobs (`api.services.jobs.enqueue`), which other executors run on
+threads or workers.
 """
 
 from __future__ import annotations

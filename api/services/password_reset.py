@@ -12,39 +12,34 @@ from api.errors import InvalidFieldError
 from api.extensions import db
 from api.models import PasswordResetToken, User
 from api.services import clock
-from api.services.email import send_email
-from api.services.later import after_response
+from api.services.email import send_templated
+from api.services.jobs import enqueue
 from api.services.secret_tokens import digest, new_secret
 from api.services.users import set_password
-
-EMAIL_TEXT = """\
-Someone asked to reset the password of your Tasks API account "{username}".
-
-Your reset token, valid for {minutes} minutes and for one use:
-
-    {token}
-
-Send it with your new password to POST /api/v1/auth/password-reset/confirm as
-{{"token": "...", "password": "..."}}.
-
-If you did not ask for this, ignore this email: your password stays as it is.
-"""
 
 
 def ttl() -> timedelta:
     return timedelta(seconds=current_app.config["PASSWORD_RESET_TTL_SECONDS"])
 
 
+RESET_JOB = "email.password_reset"
+
+
 def request_reset(email: str) -> None:
     """Email a reset token if an active account has this address.
 
-    All of it, the lookup too, runs after the response is sent: neither the answer nor
-    its timing tells whether the account exists.
+    The request only queues a job, the same job for any address; the lookup happens in
+    the job. Neither the answer nor its timing tells whether the account exists.
     """
-    after_response(lambda: _issue(email), "password reset request")
+    enqueue(RESET_JOB, {"email": email})
 
 
-def _issue(email: str) -> None:
+def send_reset_email(email: str) -> None:
+    """The job's work: issue a token and email it, if an active account has `email`.
+
+    A retry (the mail server was down) issues a new token: the hash of the first one is
+    stored, not the token, and a token nobody received is harmless until it expires.
+    """
     user = db.session.scalar(select(User).where(User.email == email.lower()))
     if user is None or not user.is_active:
         return
@@ -57,8 +52,14 @@ def _issue(email: str) -> None:
     )
     db.session.commit()
     minutes = int(ttl().total_seconds() // 60)
-    text = EMAIL_TEXT.format(username=user.username, minutes=minutes, token=token)
-    send_email(user.email, "Reset your Tasks API password", text)
+    send_templated(
+        user.email,
+        "Reset your Tasks API password",
+        "password_reset",
+        user=user,
+        minutes=minutes,
+        token=token,
+    )
 
 
 def confirm_reset(token: str, password: str) -> None:

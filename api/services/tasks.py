@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.errors import ForbiddenError, NotFoundError, PreconditionFailedError
+from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, PreconditionFailedError
 from api.extensions import db
 from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
+from api.services import notifications
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
+_RANK_OF = {
+    "status": {s.value: i for i, s in enumerate(TaskStatus)},
+    "priority": {p.value: i for i, p in enumerate(TaskPriority)},
+}
 _RANKS: dict[str, ColumnElement[Any]] = {
-    "status": case({s.value: i for i, s in enumerate(TaskStatus)}, value=Task.status),
-    "priority": case({p.value: i for i, p in enumerate(TaskPriority)}, value=Task.priority),
+    name: case(ranks, value=getattr(Task, name)) for name, ranks in _RANK_OF.items()
 }
 _SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
     "id": Task.id,  # type: ignore[dict-item]
@@ -33,7 +40,19 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
+def overdue() -> ColumnElement[bool]:
+    """Past due and not completed. Spelled out for NULLs: a task with no due date is never
+    overdue."""
+    return (
+        Task.due_date.is_not(None)
+        & (Task.due_date < _now())
+        & (Task.status != TaskStatus.COMPLETED.value)
+    )
+
+
+def task_filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
+    """The conditions that select the tasks `user` may see (admins: everyone's) that match
+    the filters in `query`; listTasks and reports share them."""
     conditions: list[ColumnElement[bool]] = []
     owner_id = query.get("owner_id")
     if owner_id is not None and not user.is_admin:
@@ -60,33 +79,101 @@ def _filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
     if "due_after" in query:
         conditions.append(Task.due_date > query["due_after"])
     if "overdue" in query:
-        # Spelled out for NULLs: a task with no due date is never overdue.
-        overdue = (
-            Task.due_date.is_not(None)
-            & (Task.due_date < _now())
-            & (Task.status != TaskStatus.COMPLETED.value)
-        )
-        conditions.append(overdue if query["overdue"] else not_(overdue))
+        conditions.append(overdue() if query["overdue"] else not_(overdue()))
     return conditions
 
 
 def list_tasks(user: User, query: dict[str, Any]) -> Page:
-    """The tasks `user` may see that match `query`, one page of them."""
-    conditions = _filters(user, query)
-    total = db.session.scalar(select(func.count(Task.id)).where(*conditions)) or 0
+    """The tasks `user` may see that match `query`, one page of them.
+
+    `page` skips rows (OFFSET: the deeper, the slower); `after` continues from a cursor
+    (keyset: every page costs the same). Either way the page carries the cursor of its
+    last row, so a client can switch to keyset paging at any point.
+    """
+    conditions = task_filters(user, query)
+    keys = [*query["sort"], ("id", False)]
     order = []
-    for name, descending in query["sort"]:
+    for name, descending in keys:
         column = _SORT_COLUMNS[name]
         order.append(column.desc() if descending else column.asc())
     page, per_page = query["page"], query["per_page"]
-    stmt = (
-        select(Task)
-        .where(*conditions)
-        .order_by(*order, Task.id.asc())
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+    # The total rides along with the page (a window count over the filtered rows, before
+    # LIMIT): one round trip instead of two.
+    total_column = func.count().over().label("total")
+    stmt = select(Task, total_column).where(*conditions).order_by(*order).limit(per_page)
+    keyset = "after" in query
+    if keyset:
+        stmt = stmt.where(_after(keys, _decode_cursor(query, keys)))
+    else:
+        stmt = stmt.offset((page - 1) * per_page)
+    rows = db.session.execute(stmt).all()
+    items = [row[0] for row in rows]
+    if rows and not keyset:
+        total = int(rows[0].total)
+    elif page == 1 and not keyset:
+        total = 0
+    else:  # past the end, or after a cursor (whose window counts only what follows it)
+        total = db.session.scalar(select(func.count(Task.id)).where(*conditions)) or 0
+    cursor = (
+        _encode_cursor(keys, items[-1]) if len(items) == per_page and _keyset_ok(keys) else None
     )
-    return Page(list(db.session.scalars(stmt)), page, per_page, total)
+    return Page(items, page, per_page, total, keyset=True, next_cursor=cursor)
+
+
+# --- keyset cursors ----------------------------------------------------------------------
+
+# A nullable sort key has no single place for NULL on every backend: no cursor for it.
+_NULLABLE_SORT_KEYS = frozenset({"due_date"})
+_DATETIME_KEYS = frozenset({"created_at", "updated_at"})
+
+
+def _keyset_ok(keys: list[tuple[str, bool]]) -> bool:
+    return not any(name in _NULLABLE_SORT_KEYS for name, _ in keys)
+
+
+def _key_value(task: Task, name: str) -> Any:
+    value = getattr(task, name)
+    if name in _RANK_OF:
+        return _RANK_OF[name][value]
+    return value.isoformat() if name in _DATETIME_KEYS else value
+
+
+def _encode_cursor(keys: list[tuple[str, bool]], task: Task) -> str:
+    signature = ",".join(("-" if d else "") + n for n, d in keys)
+    payload = [signature, [_key_value(task, name) for name, _ in keys]]
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+
+
+def _decode_cursor(query: dict[str, Any], keys: list[tuple[str, bool]]) -> list[Any]:
+    """The sort values a cursor carries, checked against this query's sort."""
+    if not _keyset_ok(keys):
+        raise InvalidFieldError(
+            "after", "A cursor cannot follow a sort by due_date; use page.", location="query"
+        )
+    signature = ",".join(("-" if d else "") + n for n, d in keys)
+    try:
+        found, values = json.loads(base64.urlsafe_b64decode(query["after"].encode()))
+        if found != signature or len(values) != len(keys):
+            raise ValueError(found)
+        return [
+            datetime.fromisoformat(value) if name in _DATETIME_KEYS else value
+            for (name, _), value in zip(keys, values, strict=True)
+        ]
+    except (ValueError, TypeError, binascii.Error) as error:
+        raise InvalidFieldError(
+            "after", "Not a cursor of this listing (same filters and sort).", location="query"
+        ) from error
+
+
+def _after(keys: list[tuple[str, bool]], values: list[Any]) -> ColumnElement[bool]:
+    """Rows after `values` in the order `keys`: (a, b) > (x, y) spelled out per direction."""
+    clauses = []
+    for i, (name, descending) in enumerate(keys):
+        column = _SORT_COLUMNS[name]
+        equal = [_SORT_COLUMNS[n] == v for (n, _), v in zip(keys[:i], values[:i], strict=True)]
+        beyond = column < values[i] if descending else column > values[i]
+        clauses.append(and_(*equal, beyond))
+    return or_(*clauses)
 
 
 def get_owned_task(user: User, task_id: int) -> Task:
@@ -139,6 +226,7 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
     _apply(task, data, now)
     db.session.add(task)
     _commit()
+    notifications.task_created(user, task)
     return task
 
 

@@ -141,8 +141,13 @@ def start_gunicorn(module: str, log: Path, **settings: str) -> Gunicorn:
     defaults = {"APP_ENV": "testing", "GUNICORN_GRACEFUL_TIMEOUT": "10", "WEB_CONCURRENCY": "1"}
     env = child_environment(**{**defaults, **settings, "HOST": "127.0.0.1", "PORT": str(port)})
     command = [str(VENV_BIN / "gunicorn"), "-c", str(REPO / "gunicorn.conf.py"), f"{module}:app"]
+    return Gunicorn(port, spawn(command, env, log), log)
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start `command` in the repository, in a process group of its own, output to `log`."""
     with log.open("ab") as output:
-        process = subprocess.Popen(  # noqa: S603 - our own command line
+        return subprocess.Popen(  # noqa: S603 - our own command line
             command,
             cwd=REPO,
             env=env,
@@ -151,7 +156,6 @@ def start_gunicorn(module: str, log: Path, **settings: str) -> Gunicorn:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Gunicorn(port, process, log)
 
 
 def wait_ready(server: Gunicorn) -> None:
@@ -338,3 +342,63 @@ def postgres_cluster(bindir: Path) -> Iterator[PostgresCluster]:
             cluster.stop()
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Celery ----------------------------------------------------------------------------
+
+
+@dataclass
+class CeleryWorker:
+    """A `flask worker` process (its own process group), logging to `log`."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def kill(self) -> None:
+        """SIGKILL the whole group, as a crashed machine would: nothing gets to clean up."""
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+
+def start_celery_worker(log: Path, **settings: str) -> CeleryWorker:
+    """Start `flask worker` (one thread, no gossip/mingle: it starts in a second or two)
+    and wait until it consumes."""
+    env = child_environment(APP_ENV="testing", PYTHONPATH=str(REPO), **settings)
+    command = [
+        str(VENV_BIN / "flask"),
+        "--app",
+        "wsgi",
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    offset = log.stat().st_size if log.exists() else 0
+    process = spawn(command, env, log)
+    worker = CeleryWorker(process, log)
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"celery worker exited:\n{log_tail(log)}")
+        return b" ready." in log.read_bytes()[offset:]
+
+    try:
+        wait_until(ready, STARTUP_SECONDS, "the celery worker")
+    except BaseException:
+        worker.kill()
+        raise
+    return worker
+
+
+@contextmanager
+def celery_worker(log: Path, **settings: str) -> Iterator[CeleryWorker]:
+    worker = start_celery_worker(log, **settings)
+    try:
+        yield worker
+    finally:
+        worker.kill()

@@ -1,0 +1,106 @@
+"""Background jobs: job kinds, and the executors that run them.
+
+A job is a row in `jobs` (see `api.models.Job`); `api.services.jobs.enqueue` writes it and
+hands its id to the app's executor, chosen by `JOBS_BACKEND`:
+
+- `thread` (default): a thread pool in each web process, which also polls the table for
+  queued jobs (retries, jobs enqueued elsewhere) and re-queues orphans (`running` with a
+  stale heartbeat: their process died). Needs no service.
+- `celery`: Celery workers (`flask worker`) on a Redis broker.
+- `inline`: in the enqueuing process, once the response is sent (the tests' default).
+
+Every executor runs a job through `api.jobs.runner.run_job`, which claims it with a
+compare-and-set UPDATE: however often an id is submitted or redelivered, one claim wins,
+and a finished job never runs again.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flask import Flask, current_app, request
+
+from api.config import ConfigError
+from api.models import Job
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a job produced: the text `getJobResult` serves, and its media type."""
+
+    text: str
+    media_type: str
+
+
+Handler = Callable[[Job], Output | None]
+KINDS: dict[str, Handler] = {}
+
+
+def job_kind(name: str) -> Callable[[Handler], Handler]:
+    """Register `handler` as the code that runs jobs of kind `name`."""
+
+    def register(handler: Handler) -> Handler:
+        KINDS[name] = handler
+        return handler
+
+    return register
+
+
+class TransientJobError(Exception):
+    """A failure worth retrying (a service was briefly unavailable)."""
+
+
+class Executor(Protocol):
+    """What the rest of the app needs from a backend."""
+
+    def submit(self, job_id: int) -> None:
+        """Run the (committed, queued) job soon; never raises for a broker outage."""
+
+    def start(self) -> None:
+        """Start background machinery, if any (idempotent)."""
+
+    def shutdown(self) -> None:
+        """Stop background machinery, letting running jobs finish."""
+
+    def check(self) -> dict[str, Any]:
+        """Readiness: `{"status": "ok"}` or `{"status": "fail", "detail": ...}`."""
+
+
+def executor() -> Executor:
+    """The current app's executor."""
+    found: Executor = current_app.extensions["jobs"]
+    return found
+
+
+def init_app(app: Flask) -> None:
+    from api.jobs import definitions  # noqa: F401 - registers the app's job kinds
+
+    for module in filter(None, (m.strip() for m in app.config["JOBS_IMPORTS"].split(","))):
+        importlib.import_module(module)
+    backend = app.config["JOBS_BACKEND"]
+    chosen: Executor
+    if backend == "inline":
+        from api.jobs.executors import InlineExecutor
+
+        chosen = InlineExecutor(app)
+    elif backend == "thread":
+        from api.jobs.executors import ThreadExecutor
+
+        chosen = ThreadExecutor(app)
+    elif backend == "celery":
+        from api.jobs.celery_backend import CeleryExecutor
+
+        chosen = CeleryExecutor(app)
+    else:
+        raise ConfigError(f"JOBS_BACKEND must be thread, celery or inline, not {backend!r}")
+    app.extensions["jobs"] = chosen
+
+    @app.before_request
+    def _start_executor() -> None:
+        # Lazily, in the process that serves (never in the gunicorn master, a CLI command
+        # or an app that only answers the liveness probe, which touches nothing).
+        if request.path != "/health/live":
+            chosen.start()

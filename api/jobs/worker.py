@@ -1,0 +1,11 @@
+"""Celery's entry point: `celery -A api.jobs.worker:celery worker` (what `flask worker`
+runs). The app is built with the celery backend, whatever JOBS_BACKEND says."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from api import create_app
+
+flask_app = create_app({"JOBS_BACKEND": "celery"})
+celery: Celery = flask_app.extensions["celery"]

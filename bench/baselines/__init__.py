@@ -1,0 +1,1 @@
+"""Baseline servers the benchmark compares Tasks API with (same data, same query)."""
