@@ -15,6 +15,11 @@ timeout = int(_env("GUNICORN_TIMEOUT", "30"))
 # SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
 graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+# No request-line limit here (gunicorn's default, 4094 bytes, answers a long query string
+# with its own HTML 414, outside the API's problem format): the app validates every query
+# parameter and answers 422. Bound URL sizes at the reverse proxy (nginx:
+# large_client_header_buffers); GUNICORN_LIMIT_REQUEST_LINE sets a limit here if needed.
+limit_request_line = int(_env("GUNICORN_LIMIT_REQUEST_LINE", "0"))
 # Recycle workers now and then (0: never), jittered so they do not restart together.
 max_requests = int(_env("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10
