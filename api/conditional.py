@@ -107,7 +107,7 @@ def _conditional_get(response: Response) -> Response:
         request.method in ("GET", "HEAD")
         and response.status_code == 200
         and request.path.startswith("/api/")
-        and response.mimetype == "application/json"
+        and not response.direct_passthrough  # a body we can hash (JSON, a CSV result)
     ):
         errors = _if_none_match.validate(dict(request.headers))
         if errors:

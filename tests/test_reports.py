@@ -250,6 +250,12 @@ def test_a_csv_export_round_trips_through_the_csv_module(
     response = result(client, headers, job)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    # Like every API GET, a CSV result carries an ETag and revalidates with a 304.
+    assert response.headers["ETag"]
+    again = client.get(
+        response.request.path, headers={**headers, "If-None-Match": response.headers["ETag"]}
+    )
+    assert again.status_code == 304
     assert response.headers["Content-Disposition"] == (
         f'attachment; filename="report-{job["id"]}.csv"'
     )
