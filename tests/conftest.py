@@ -27,7 +27,7 @@ import pytest
 from flask.testing import FlaskClient
 from hypothesis.configuration import set_hypothesis_home_dir
 from redis import Redis, RedisError
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from werkzeug.serving import make_server
@@ -375,3 +375,20 @@ def node_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if result.returncode != 0:
         tier_missing("node", f"npm ci failed: {result.stderr[-2000:]}")
     return directory / "node_modules" / ".bin"
+
+
+@contextmanager
+def sql_statements(app: TasksAPI) -> Iterator[list[str]]:
+    """Every SQL statement `app`'s engine runs while the block runs."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

@@ -6,18 +6,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import cachelib.simple
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event
 from werkzeug.test import TestResponse
 
-from api.extensions import db
 from api.openapi import TasksAPI
-from tests.conftest import UNREACHABLE_REDIS_URL
+from tests.conftest import UNREACHABLE_REDIS_URL, sql_statements
 from tests.test_errors import assert_problem
 from tests.test_limits import (
     AppFactory,
@@ -74,23 +71,6 @@ def retitle(client: FlaskClient, task_id: int, title: str, headers: Headers) -> 
     assert response.status_code == 200, response.get_json()
 
 
-@contextmanager
-def statements(app: TasksAPI) -> Iterator[list[str]]:
-    """Collect the SQL statements the app's engine runs inside the block."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
 def touches_tasks(seen: list[str]) -> bool:
     return any(TASKS_TABLES.search(statement) for statement in seen)
 
@@ -131,11 +111,11 @@ def test_second_identical_get_is_a_hit_that_does_not_query_tasks(
         "detail": f"{TASKS}/{task_id}",
         "me": "/api/v1/users/me",
     }[path]
-    with statements(app) as on_miss:
+    with sql_statements(app) as on_miss:
         first = get(client, url, alice)
     assert first.headers["X-Cache"] == "miss"
     assert touches_tasks(on_miss) == (path != "me")
-    with statements(app) as on_hit:
+    with sql_statements(app) as on_hit:
         second = get(client, url, {**alice, "X-Request-ID": "hit-1"})
     assert second.headers["X-Cache"] == "hit"
     assert not touches_tasks(on_hit), on_hit
@@ -274,7 +254,7 @@ def test_admins_are_never_served_from_the_cache(
     task_id = create(client, alice)
     for path in (TASKS, f"{TASKS}/{task_id}"):
         for _ in range(2):
-            with statements(app) as seen:
+            with sql_statements(app) as seen:
                 response = get(client, path, admin)
             assert response.headers.get("X-Cache") != "hit"
             assert touches_tasks(seen)

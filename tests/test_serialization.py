@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from apiflask import Schema, fields
 from flask.testing import FlaskClient
-from sqlalchemy import event
 
 from api.extensions import db
 from api.models import Tag, Task, TaskPriority, TaskStatus
 from api.openapi import TasksAPI
 from api.serialization import compile_dumper
 from schemas.tasks import TaskOut
+from tests.conftest import sql_statements
 
 API = "/api/v1/tasks"
 AuthHeaders = Callable[..., dict[str, str]]
@@ -83,22 +81,6 @@ def test_list_rows_are_exactly_what_the_schema_dumps(
     assert listed == expected
 
 
-@contextmanager
-def counting_queries(app: TasksAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 def test_listing_costs_the_same_queries_for_5_or_20_rows_with_tags(
     app: TasksAPI, client: FlaskClient, auth: AuthHeaders
 ) -> None:
@@ -108,7 +90,7 @@ def test_listing_costs_the_same_queries_for_5_or_20_rows_with_tags(
         assert client.post(API, json=body, headers=alice).status_code == 201
     counts = []
     for per_page in (5, 20):
-        with counting_queries(app) as statements:
+        with sql_statements(app) as statements:
             response = client.get(f"{API}?per_page={per_page}", headers=alice)
         assert response.status_code == 200
         assert all(len(task["tags"]) == 2 for task in response.get_json()["data"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from flask_jwt_extended import create_access_token
 from redis import Redis
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from api.extensions import db
 from api.models import RevokedToken, User
@@ -34,6 +33,7 @@ from tests.conftest import (
     login,
     make_app,
     redis_config,
+    sql_statements,
 )
 from tests.test_auth import LOGOUT, ME, REFRESH, assert_token_refused, claims
 
@@ -91,23 +91,6 @@ def add_user(app: TasksAPI, username: str = "alice") -> int:
         db.session.add(user)
         db.session.commit()
         return user.id
-
-
-@contextmanager
-def sql_statements(app: TasksAPI) -> Iterator[list[str]]:
-    """Every SQL statement `app` sends while the block runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # --- writing ---------------------------------------------------------------------------

@@ -8,21 +8,12 @@ from datetime import datetime
 
 from fastapi import FastAPI
 from pydantic import BaseModel
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
+
+from bench.baselines import COUNT, TAGS, TASKS
 
 engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 app = FastAPI()
-
-TASKS = text(
-    "SELECT id, title, description, status, priority, due_date, owner_id, created_at, "
-    "updated_at, completed_at, version FROM tasks WHERE owner_id = :owner "
-    "ORDER BY created_at DESC, id ASC LIMIT :limit OFFSET :offset"
-)
-TAGS = text(
-    "SELECT task_tags.task_id, tags.name FROM task_tags JOIN tags ON tags.id = task_tags.tag_id "
-    "WHERE task_tags.task_id = ANY(:ids) ORDER BY tags.name"
-)
-COUNT = text("SELECT count(*) FROM tasks WHERE owner_id = :owner")
 
 
 class TaskOut(BaseModel):

@@ -7,21 +7,12 @@ import os
 from typing import Any
 
 from flask import Flask, jsonify, request
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
+
+from bench.baselines import COUNT, TAGS, TASKS
 
 engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 app = Flask(__name__)
-
-TASKS = text(
-    "SELECT id, title, description, status, priority, due_date, owner_id, created_at, "
-    "updated_at, completed_at, version FROM tasks WHERE owner_id = :owner "
-    "ORDER BY created_at DESC, id ASC LIMIT :limit OFFSET :offset"
-)
-TAGS = text(
-    "SELECT task_tags.task_id, tags.name FROM task_tags JOIN tags ON tags.id = task_tags.tag_id "
-    "WHERE task_tags.task_id = ANY(:ids) ORDER BY tags.name"
-)
-COUNT = text("SELECT count(*) FROM tasks WHERE owner_id = :owner")
 
 
 def _iso(value: Any) -> Any:
