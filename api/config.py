@@ -323,6 +323,7 @@ def load_settings(
     """
     env = os.environ if environ is None else environ
     overrides = dict(overrides or {})
+    given = set(overrides)
     problems: list[str] = []
     name = profile or overrides.get("APP_ENV") or env.get("APP_ENV") or "development"
     if name not in PROFILES:
@@ -331,7 +332,7 @@ def load_settings(
 
     settings: dict[str, Any] = dict(FIXED)
     for setting in SETTINGS:
-        if setting.scope != "app":
+        if setting.scope != "app" or setting.name == "APP_ENV":  # APP_ENV: read above
             continue
         value = setting.value_for(name)
         if setting.name in overrides:
@@ -348,7 +349,7 @@ def load_settings(
             settings[key] = _guess(text)
     settings.update(overrides)
 
-    explicit = {key for key in settings if key in env} | set(overrides)
+    explicit = {key for key in settings if key in env} | given
     use_redis(settings, explicit)
     problems += check_secrets(settings) + check_jobs(settings)
     if problems:
@@ -454,13 +455,18 @@ def _shown(setting: Setting, value: Any) -> str:
     return f"`{text}`" if text else "empty"
 
 
-def _default_cell(setting: Setting) -> str:
-    cell = setting.shown or _shown(setting, setting.default)
-    others = [
+def _overrides(setting: Setting) -> list[str]:
+    """`profile: value` for each profile override (secrets: production's only)."""
+    return [
         f"{profile}: {_shown(setting, value)}"
         for profile, value in setting.overrides().items()
         if not (setting.shown and profile != "production")
     ]
+
+
+def _default_cell(setting: Setting) -> str:
+    cell = setting.shown or _shown(setting, setting.default)
+    others = _overrides(setting)
     return f"{cell} ({'; '.join(others)})" if others else cell
 
 
@@ -486,10 +492,7 @@ def env_example() -> str:
     for setting in SETTINGS:
         if setting.scope == "tests":
             continue
-        overrides = "; ".join(
-            f"{profile}: {_shown(setting, value).strip('`')}"
-            for profile, value in setting.overrides().items()
-        )
+        overrides = "; ".join(_overrides(setting)).replace("`", "")
         lines += ["", f"# {setting.meaning}" + (f" ({overrides})" if overrides else "")]
         default = setting.default
         text = "" if default is None else setting.kind.show(default)
@@ -512,7 +515,7 @@ def write_docs(root: Path) -> list[Path]:
         (root / "README.md", lambda old: replace_table(old)),
         (root / ".env.example", lambda old: env_example()),
     ):
-        old = path.read_text() if path.exists() else ""
+        old = _read(path)
         new = render(old)
         if new != old:
             path.write_text(new)
@@ -520,6 +523,25 @@ def write_docs(root: Path) -> list[Path]:
     return changed
 
 
-if __name__ == "__main__":  # `python -m api.config` (what `make docs` runs)
-    for written in write_docs(Path.cwd()):
+def main(argv: list[str]) -> int:
+    """`make docs` (write) and `make docs-check` (`--check`: exit 1 when stale)."""
+    root = Path.cwd()
+    if "--check" in argv:
+        stale = [
+            name
+            for name, current, wanted in (
+                ("README.md", (root / "README.md").read_text(), None),
+                (".env.example", _read(root / ".env.example"), env_example()),
+            )
+            if current != (wanted if wanted is not None else replace_table(current))
+        ]
+        for name in stale:
+            print(f"{name} is stale: run `make docs`", file=sys.stderr)
+        return 1 if stale else 0
+    for written in write_docs(root):
         print(f"wrote {written}")
+    return 0
+
+
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""

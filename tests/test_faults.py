@@ -35,7 +35,6 @@ from tests.support.processes import (
     RedisServer,
     postgres_bindir,
     postgres_cluster,
-    redis_server,
 )
 
 
@@ -43,15 +42,6 @@ from tests.support.processes import (
 def _isolated() -> Iterator[None]:
     with isolated_process_state():
         yield
-
-
-@pytest.fixture
-def redis_executable() -> str:
-    found = shutil.which("redis-server")
-    if found is None:
-        tier_missing("redis", "redis-server is not installed")
-    assert found is not None
-    return found
 
 
 @pytest.fixture
@@ -72,12 +62,6 @@ def postgres_binaries() -> Path:
 
 def titles(response: TestResponse) -> list[str]:
     return [task["title"] for task in response.get_json()["data"]]
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path, redis_executable: str) -> Iterator[RedisServer]:
-    with redis_server(redis_executable, tmp_path / "redis.log") as server:
-        yield server
 
 
 @pytest.fixture
