@@ -511,10 +511,11 @@ def replace_table(readme: str) -> str:
 def write_docs(root: Path) -> list[Path]:
     """Regenerate README.md's table and .env.example under `root`; return what changed."""
     changed = []
-    for path, render in (
-        (root / "README.md", lambda old: replace_table(old)),
+    renderers: list[tuple[Path, Callable[[str], str]]] = [
+        (root / "README.md", replace_table),
         (root / ".env.example", lambda old: env_example()),
-    ):
+    ]
+    for path, render in renderers:
         old = _read(path)
         new = render(old)
         if new != old:

@@ -16,9 +16,9 @@ from typing import Any
 from celery import Celery, Task
 from celery.signals import worker_ready, worker_shutdown
 from flask import Flask
-from kombu import Connection
+from kombu import connection as kombu_connection
 
-from api.config import DECLARED, broker_url
+from api.config import DECLARED, ConfigError, broker_url
 from api.jobs.executors import run_in_context
 from api.jobs.runner import due_job_ids, requeue_orphans
 from api.jobs.workers import Heartbeat
@@ -26,11 +26,14 @@ from api.services.health import failed_check
 
 log = logging.getLogger(__name__)
 TASK_NAME = "tasks_api.run_job"
+# kombu ships no type information.
+Connection: Any = kombu_connection.Connection
 
 
 def _broker(app: Flask) -> str:
     url = broker_url(app.config)
-    assert url is not None  # load_settings refuses JOBS_BACKEND=celery without one
+    if url is None:  # load_settings refuses it first; an app built otherwise lands here
+        raise ConfigError("JOBS_BACKEND=celery needs CELERY_BROKER_URL or REDIS_URL")
     return url
 
 
