@@ -207,6 +207,9 @@ def init_app(app: APIFlask) -> None:
     # (Redis) gets the in-memory fallback.
     if str(app.config["RATELIMIT_STORAGE_URI"]).startswith("memory://"):
         app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = False
+    # Flask-Limiter only ever switches its fallback on (`init_app` ORs the setting into
+    # it): start from off, so this app's setting decides, not a previous app's.
+    limiter._in_memory_fallback_enabled = False
     _route_storage_messages()
     # Flask runs after_request hooks in reverse: registered first, this one runs after
     # Flask-Limiter's own header injection; the before_request hook runs after its check.
