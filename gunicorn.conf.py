@@ -32,6 +32,9 @@ except ConfigError as error:
     exit_with(error)
 
 worker_class = "gthread"
+# No control socket (gunicorn 24+ opens one in $HOME for `gunicornc`, unused here): the
+# image's user has no home, and servers on one host would share the one path.
+control_socket_disable = True
 keepalive = 5
 max_requests_jitter = max_requests // 10
 # The app writes one line per request itself (api.observability), with the route, user

@@ -31,6 +31,11 @@ from pythonjsonlogger.json import JsonFormatter
 from api.errors import problem
 
 access_log = logging.getLogger("api.access")
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # prometheus_client writes a file there for each metric as it is created (below, for
+    # the metrics without labels): a process gunicorn did not start (a CLI command, a
+    # Celery worker) must not fail at import because nothing created the directory.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 _HANDLER_NAME = "tasks-api"
 
 REQUESTS = Counter(
