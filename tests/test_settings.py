@@ -23,6 +23,7 @@ from api.config import (
     ConfigError,
     env_example,
     load_settings,
+    main,
     markdown_table,
     replace_table,
 )
@@ -59,6 +60,24 @@ def test_env_example_is_generated_from_the_declaration() -> None:
     assert (REPO / ".env.example").read_text() == env_example(), "stale: run `make docs`"
     listed = re.findall(r"^# ([A-Z][A-Z0-9_]+)=", env_example(), flags=re.MULTILINE)
     assert listed == [s.name for s in SETTINGS if s.scope != "tests"]
+
+
+def test_make_docs_rewrites_only_the_table_and_docs_check_fails_until_then(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (REPO / "README.md").read_text()
+    stale = readme.replace("| `JOBS_STALL_SECONDS` |", "| `JOBS_STALLED` |")
+    (tmp_path / "README.md").write_text(stale)
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["--check"]) == 1  # what `make docs-check` (in `make check`) runs
+    assert capsys.readouterr().err == (
+        "README.md is stale: run `make docs`\n.env.example is stale: run `make docs`\n"
+    )
+    assert main([]) == 0  # `make docs`
+    assert (tmp_path / "README.md").read_text() == readme
+    assert (tmp_path / ".env.example").read_text() == env_example()
+    assert main(["--check"]) == 0
 
 
 def _keys_read_by(path: Path) -> set[str]:
