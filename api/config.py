@@ -3,11 +3,15 @@
 `SETTINGS` is the one declaration: each `Setting` has a name, a kind (how its text is
 parsed), a default, per-profile overrides and a one-line meaning. The app's config, the
 README's configuration table and `.env.example` all come from it (`make docs` writes the
-last two; a test fails when they drift). Adding a setting is one line in `SETTINGS`:
+last two; a test fails when they drift). Adding a setting is one line in `SETTINGS`
+(`S` is `Setting`), then `make docs`:
 
-    Setting("EVENT_RETENTION_DAYS", INT, 30, "Days an event stays replayable."),
+    S("EVENT_RETENTION_DAYS", INT, 30, "Days an event stays replayable.", testing=1),
 
-then `make docs`. Profile overrides are keywords (`testing=0`, `production=...`).
+Kinds: TEXT, INT, FLOAT, BOOL, SECONDS (a timedelta), LIST (comma-separated), JSON.
+Profile overrides are keywords (`development=`, `testing=`, `production=`); `choices=`
+refuses other values at start-up. The app reads it as `current_app.config["NAME"]`,
+already typed.
 
 The extensions' own keys pass through by prefix (`PASSTHROUGH_PREFIXES`): any
 `SQLALCHEMY_*`, `RATELIMIT_*`, `CACHE_*`, `JWT_*`, `MAIL_*` or `CELERY_*` variable reaches
