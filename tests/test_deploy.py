@@ -8,13 +8,14 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from api.config import DECLARED
-from tests.support.processes import REPO, VENV_BIN
+from tests.support.processes import REPO, VENV_BIN, gunicorn_servers
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +118,21 @@ def test_make_serve_installs_the_runtime_only() -> None:
     assert re.search(r"^serve: install-runtime ", makefile, flags=re.MULTILINE)
     assert re.search(r"^migrate: install-runtime ", makefile, flags=re.MULTILINE)
     assert "db upgrade" not in make_commands("serve")  # migrating is its own step
+
+
+def test_gunicorn_empties_the_metrics_directory_at_start(tmp_path: Path) -> None:
+    # Documented in the README (Deploying, Metrics): samples of a previous run's workers
+    # would otherwise be added in forever.
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    stale = metrics / "counter_99999.db"
+    stale.write_bytes(b"a dead worker's samples")
+    settings = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'tasks.db'}",
+        "METRICS_ENABLED": "true",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+    }
+    with gunicorn_servers(1, "wsgi", tmp_path, **settings) as [server]:
+        assert server.request("GET", "/health/live").status == 200
+        assert not stale.exists()
+        assert metrics.is_dir()
