@@ -10,7 +10,7 @@ last two; a test fails when they drift). Adding a setting is one line in `SETTIN
 
 Kinds: TEXT, INT, FLOAT, BOOL, SECONDS (a timedelta), LIST (comma-separated), JSON.
 Profile overrides are keywords (`development=`, `testing=`, `production=`); `choices=`
-refuses other values at start-up. The app reads it as `current_app.config["NAME"]`,
+refuses other values at start-up. The app reads it from `current_app.config` by name,
 already typed.
 
 The extensions' own keys pass through by prefix (`PASSTHROUGH_PREFIXES`): any
