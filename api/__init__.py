@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from typing import Any
 
-from dotenv import load_dotenv
 from flask_cors import CORS
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api.config import check_secrets, load_settings, sqlite_url, use_redis
+from api.config import ConfigError, exit_with, load_settings, read_dotenv, sqlite_url
 from api.openapi import SchemaKeywordsPlugin, TasksAPI
 from api.serialization import OrjsonProvider
 
@@ -33,12 +31,8 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 def create_app(test_config: dict[str, Any] | None = None, profile: str | None = None) -> TasksAPI:
     """Build the app from the environment (`APP_ENV` picks the profile) and `test_config`."""
-    load_dotenv(override=False)
-    test_config = test_config or {}
-    settings = load_settings(profile or test_config.get("APP_ENV"))
-    settings.update(test_config)
-    use_redis(settings, explicit={key for key in settings if key in os.environ} | set(test_config))
-    check_secrets(settings)
+    read_dotenv()
+    settings = load_settings(test_config, profile)
 
     app = TasksAPI(
         __name__,
@@ -102,7 +96,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     if app.config["CORS_ORIGINS"]:
         CORS(
             app,
-            origins=[origin.strip() for origin in app.config["CORS_ORIGINS"].split(",")],
+            origins=app.config["CORS_ORIGINS"],
             expose_headers=EXPOSED_HEADERS,
             allow_headers=[
                 "Authorization",
@@ -117,6 +111,15 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     routes.init_app(app)
     cli.init_app(app)
     return app
+
+
+def create_app_or_exit(test_config: dict[str, Any] | None = None) -> TasksAPI:
+    """`create_app()` for the entry points (wsgi.py, the Celery worker): a configuration
+    problem is printed as one short message, with no traceback, and the process exits."""
+    try:
+        return create_app(test_config)
+    except ConfigError as error:
+        exit_with(error)
 
 
 # Response headers a browser client may read cross-origin.

@@ -9,7 +9,6 @@ outage degrades to uncached reads, never an error.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -22,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from api.extensions import cache
 from api.models import Task, User
+from api.outage import outage
 from api.security import current_user
 
-log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 # Headers a cached response keeps (the rest are per request: ids, limits).
 _KEPT_HEADERS = ("Content-Type", "ETag", "Link", "X-Total-Count")
@@ -36,10 +35,12 @@ def _generation_key(user_id: int) -> str:
 
 def _safely(operation: Callable[[], Any]) -> Any:
     try:
-        return operation()
-    except Exception:  # a cache outage must not fail the request
-        log.warning("response cache unavailable", exc_info=True)
+        result = operation()
+    except Exception as error:  # a cache outage must not fail the request
+        outage("response cache").failed(error)
         return None
+    outage("response cache").recovered()
+    return result
 
 
 def _new_generation(user_id: int) -> str:

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from api.errors import ConflictError
 from api.extensions import db
+from api.jobs import workers
 from api.models import Role, Task, User
 from api.services import auth, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
@@ -55,8 +56,10 @@ def init_app(app: APIFlask) -> None:
         records = idempotency.purge_expired()
         revocations = tokens.purge_expired()
         expired_jobs = jobs.purge_expired()
+        silent = workers.purge_silent()
         click.echo(
             f"purged {records} idempotency records, {revocations} revocations, {expired_jobs} jobs"
+            f", {silent} heartbeats of stopped workers"
         )
 
     jobs_group = AppGroup("jobs", help="Background jobs.")

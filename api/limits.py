@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,6 +26,7 @@ from sqlalchemy import or_, select
 
 from api.extensions import db, limiter
 from api.models import ApiKey, User
+from api.outage import outage
 from api.services.secret_tokens import digest
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -173,7 +176,41 @@ def _budget_headers(response: Response) -> Response:
     return response
 
 
+_STORAGE_OUTAGE = "rate-limit storage (limits held per process meanwhile)"
+
+
+class _StorageOutageFilter(logging.Filter):
+    """Flask-Limiter's storage messages, as an outage: the traceback when the storage
+    goes down (Flask-Limiter logs none), reminders, and one line when it recovers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Rate limit storage unreachable"):
+            # Logged inside Flask-Limiter's `except` block: the error is the current one.
+            outage(_STORAGE_OUTAGE).failed(sys.exc_info()[1] or message)
+            return False
+        if message == "Rate limit storage recovered":
+            outage(_STORAGE_OUTAGE).recovered()
+            return False
+        return True
+
+
+def _route_storage_messages() -> None:
+    logger = limiter.logger
+    if not any(isinstance(f, _StorageOutageFilter) for f in logger.filters):
+        logger.addFilter(_StorageOutageFilter())
+
+
 def init_app(app: APIFlask) -> None:
+    # Falling back from memory to memory is meaningless, and Flask-Limiter would call any
+    # error raised while evaluating a limit "storage unreachable": only a remote storage
+    # (Redis) gets the in-memory fallback.
+    if str(app.config["RATELIMIT_STORAGE_URI"]).startswith("memory://"):
+        app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = False
+    # Flask-Limiter only ever switches its fallback on (`init_app` ORs the setting into
+    # it): start from off, so this app's setting decides, not a previous app's.
+    limiter._in_memory_fallback_enabled = False
+    _route_storage_messages()
     # Flask runs after_request hooks in reverse: registered first, this one runs after
     # Flask-Limiter's own header injection; the before_request hook runs after its check.
     app.after_request(_budget_headers)

@@ -31,6 +31,11 @@ from pythonjsonlogger.json import JsonFormatter
 from api.errors import problem
 
 access_log = logging.getLogger("api.access")
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # prometheus_client writes a file there for each metric as it is created (below, for
+    # the metrics without labels): a process gunicorn did not start (a CLI command, a
+    # Celery worker) must not fail at import because nothing created the directory.
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 _HANDLER_NAME = "tasks-api"
 
 REQUESTS = Counter(
@@ -48,6 +53,21 @@ JOBS_FINISHED = Counter(
 # Read from the jobs table at each scrape: the same number from every process.
 JOBS = Gauge(
     "tasks_api_jobs", "Background jobs by status.", ["status"], multiprocess_mode="mostrecent"
+)
+JOBS_OLDEST_QUEUED = Gauge(
+    "tasks_api_jobs_oldest_queued_seconds",
+    "How long the oldest due queued job has waited.",
+    multiprocess_mode="mostrecent",
+)
+JOBS_LAST_HEARTBEAT = Gauge(
+    "tasks_api_jobs_last_heartbeat_seconds",
+    "Age of the newest worker heartbeat (+Inf: none ever).",
+    multiprocess_mode="mostrecent",
+)
+JOBS_DEGRADED = Gauge(
+    "tasks_api_jobs_degraded",
+    "1 when a queued job waited, or no worker sent a heartbeat, for JOBS_STALL_SECONDS.",
+    multiprocess_mode="mostrecent",
 )
 
 
@@ -97,8 +117,13 @@ def _record(response: Response) -> Response:
     elapsed = time.perf_counter() - g.get("started_at", time.perf_counter())
     route = _route()
     user = g.get("flask_httpauth_user")
+    # The message reads on its own in text logs; JSON lines carry the same as fields.
     access_log.info(
-        "request",
+        "%s %s %s %.1f ms",
+        request.method,
+        request.path,
+        response.status_code,
+        elapsed * 1000,
         extra={
             "method": request.method,
             "route": route,
@@ -129,10 +154,17 @@ def metrics() -> Response:
                 "Metrics need the METRICS_TOKEN as a bearer token.",
                 headers={"WWW-Authenticate": 'Bearer realm="tasks-api-metrics"'},
             )
+    from api.jobs import executor
+    from api.jobs.workers import jobs_health
     from api.services.jobs import counts_by_status
 
     for status, count in counts_by_status().items():
         JOBS.labels(status).set(count)
+    health = jobs_health(needs_worker=executor().needs_worker())
+    JOBS_OLDEST_QUEUED.set(health["oldest_queued_seconds"])
+    silent = health.get("last_heartbeat_seconds", 0.0)
+    JOBS_LAST_HEARTBEAT.set(float("inf") if silent is None else silent)
+    JOBS_DEGRADED.set(1 if health["status"] == "degraded" else 0)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -173,14 +173,52 @@ class PageQuery(Schema):
 
 
 class HealthCheck(Schema):
-    status = fields.String(required=True, validate=validators.OneOf(["ok", "fail"]))
-    detail = fields.String(metadata={"description": "Why the check failed."})
+    status = fields.String(
+        required=True,
+        validate=validators.OneOf(["ok", "degraded", "fail"]),
+        metadata={"description": "`fail`: unreachable; `degraded`: answers, but stalled."},
+    )
+    detail = fields.String(
+        metadata={
+            "description": "Why the check failed or is degraded.",
+            "example": "a queued job has waited 312 s; no worker heartbeat for 305 s",
+        }
+    )
+    oldest_queued_seconds = fields.Float(
+        metadata={
+            "description": "`jobs`: how long the oldest due queued job has waited.",
+            "example": 1.5,
+        }
+    )
+    last_heartbeat_seconds = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "`jobs`: age of the newest worker heartbeat; null: none ever.",
+            "example": 3.2,
+        },
+    )
 
 
 class HealthOut(Schema):
-    status = fields.String(required=True, validate=validators.OneOf(["ok", "fail"]))
+    status = fields.String(
+        required=True,
+        validate=validators.OneOf(["ok", "degraded"]),
+        metadata={"description": "`degraded`: serving around a failing check (named in `checks`)."},
+    )
     checks = fields.Dict(
-        keys=fields.String(), values=fields.Nested(HealthCheck), metadata={"example": {}}
+        keys=fields.String(),
+        values=fields.Nested(HealthCheck),
+        metadata={
+            "example": {
+                "database": {"status": "ok"},
+                "redis": {"status": "fail", "detail": "ConnectionError"},
+                "jobs": {
+                    "status": "ok",
+                    "oldest_queued_seconds": 0.0,
+                    "last_heartbeat_seconds": 1.2,
+                },
+            }
+        },
     )
 
 

@@ -37,6 +37,7 @@ from api.extensions import cache, db, limiter
 from api.models import Role, User
 from api.openapi import TasksAPI
 from api.security import hash_password
+from tests.support.processes import RedisServer, redis_server
 
 REQUIRED_TIERS = {t for t in os.environ.get("REQUIRE_TEST_TIERS", "").split(",") if t}
 PASSWORD = "correct horse battery"
@@ -153,6 +154,42 @@ def celery_broker_url() -> str:
     return answering_redis(
         "celery", url, "neither TEST_CELERY_BROKER_URL nor TEST_REDIS_URL is set"
     )
+
+
+@pytest.fixture
+def redis_executable() -> str:
+    found = shutil.which("redis-server")
+    if found is None:
+        tier_missing("redis", "redis-server is not installed")
+    assert found is not None
+    return found
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path, redis_executable: str) -> Iterator[RedisServer]:
+    with redis_server(redis_executable, tmp_path / "redis.log") as server:
+        yield server
+
+
+# The RabbitMQ of the `rabbitmq` tier (the machine's own; each test uses queues of its own).
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """`TEST_AMQP_URL` (default: guest on 127.0.0.1:5672), checked to answer; skips the
+    `rabbitmq` tier (or fails it in CI) otherwise."""
+    from kombu import Connection
+
+    url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
+    connection = Connection(url, connect_timeout=2)
+    try:
+        connection.ensure_connection(max_retries=0)
+    except Exception as error:
+        tier_missing("rabbitmq", f"cannot reach RabbitMQ at {url}: {error}")
+    finally:
+        connection.release()
+    return url
 
 
 # A Redis URL where nothing listens: Redis "down" without stopping the shared server.

@@ -6,7 +6,7 @@ hands its id to the app's executor, chosen by `JOBS_BACKEND`:
 - `thread` (default): a thread pool in each web process, which also polls the table for
   queued jobs (retries, jobs enqueued elsewhere) and re-queues orphans (`running` with a
   stale heartbeat: their process died). Needs no service.
-- `celery`: Celery workers (`flask worker`) on a Redis broker.
+- `celery`: Celery workers (`flask worker`) on a Redis or RabbitMQ broker.
 - `inline`: in the enqueuing process, once the response is sent (the tests' default).
 
 Every executor runs a job through `api.jobs.runner.run_job`, which claims it with a
@@ -65,8 +65,12 @@ class Executor(Protocol):
     def shutdown(self) -> None:
         """Stop background machinery, letting running jobs finish."""
 
-    def check(self) -> dict[str, Any]:
-        """Readiness: `{"status": "ok"}` or `{"status": "fail", "detail": ...}`."""
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """Readiness checks of the backend's own machinery, by name: each
+        `{"status": "ok"}` or `{"status": "fail", "detail": ...}`."""
+
+    def needs_worker(self) -> bool:
+        """Whether jobs wait for a worker's heartbeat (not for `inline`)."""
 
 
 def executor() -> Executor:
@@ -78,7 +82,7 @@ def executor() -> Executor:
 def init_app(app: Flask) -> None:
     from api.jobs import definitions  # noqa: F401 - registers the app's job kinds
 
-    for module in filter(None, (m.strip() for m in app.config["JOBS_IMPORTS"].split(","))):
+    for module in app.config["JOBS_IMPORTS"]:
         importlib.import_module(module)
     backend = app.config["JOBS_BACKEND"]
     chosen: Executor

@@ -1,4 +1,5 @@
-"""The `celery` executor: jobs run on Celery workers (`flask worker`), Redis as broker.
+"""The `celery` executor: jobs run on Celery workers (`flask worker`), on a Redis or
+RabbitMQ (AMQP) broker.
 
 Messages carry only a job id; the row is the truth. Tasks are acknowledged late (after
 they ran), so a worker killed mid-job leaves its message unacknowledged, and the broker
@@ -13,28 +14,34 @@ import logging
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from flask import Flask
-from redis import Redis
+from kombu import connection as kombu_connection
 
-from api.config import ConfigError
+from api.config import DECLARED, ConfigError, broker_url
 from api.jobs.executors import run_in_context
 from api.jobs.runner import due_job_ids, requeue_orphans
-from api.services.health import check_redis
+from api.jobs.workers import Heartbeat
+from api.services.health import failed_check
 
 log = logging.getLogger(__name__)
 TASK_NAME = "tasks_api.run_job"
+# kombu ships no type information.
+Connection: Any = kombu_connection.Connection
 
 
-def broker_url(app: Flask) -> str:
-    url = app.config["CELERY_BROKER_URL"] or app.config["REDIS_URL"]
-    if not url:
+def _broker(app: Flask) -> str:
+    url = broker_url(app.config)
+    if url is None:  # load_settings refuses it first; an app built otherwise lands here
         raise ConfigError("JOBS_BACKEND=celery needs CELERY_BROKER_URL or REDIS_URL")
-    return str(url)
+    return url
 
 
-def make_celery(app: Flask) -> Celery:
-    """A Celery app whose one task runs a job of `app` by id."""
+def _transport_options(app: Flask) -> dict[str, Any]:
+    """Broker options: Redis needs a visibility timeout (RabbitMQ redelivers a dead
+    consumer's messages itself) and takes a key prefix."""
+    if not _broker(app).startswith("redis"):
+        return {}
     visibility = app.config["CELERY_VISIBILITY_TIMEOUT"]
     transport: dict[str, Any] = {
         "visibility_timeout": visibility,
@@ -48,9 +55,24 @@ def make_celery(app: Flask) -> Celery:
     }
     if app.config["CELERY_KEY_PREFIX"]:
         transport["global_keyprefix"] = app.config["CELERY_KEY_PREFIX"]
-    celery = Celery(app.import_name, broker=broker_url(app), set_as_current=False)
+    return transport
+
+
+def passthrough(app: Flask) -> dict[str, Any]:
+    """Celery's own settings from the config's undeclared CELERY_* keys
+    (CELERY_WORKER_CONCURRENCY=4 sets `worker_concurrency`)."""
+    return {
+        key.removeprefix("CELERY_").lower(): value
+        for key, value in app.config.items()
+        if key.startswith("CELERY_") and key not in DECLARED
+    }
+
+
+def make_celery(app: Flask) -> Celery:
+    """A Celery app whose one task runs a job of `app` by id."""
+    celery = Celery(app.import_name, broker=_broker(app), set_as_current=False)
     celery.conf.update(
-        broker_transport_options=transport,
+        broker_transport_options=_transport_options(app),
         broker_connection_retry_on_startup=True,
         task_default_queue=app.config["CELERY_QUEUE"],
         task_acks_late=True,
@@ -65,6 +87,7 @@ def make_celery(app: Flask) -> Celery:
             "interval_step": 0.5,
             "interval_max": 1,
         },
+        **passthrough(app),
     )
 
     # Celery ships no type information: its decorator is untyped.
@@ -74,18 +97,27 @@ def make_celery(app: Flask) -> Celery:
         if outcome.retry_in is not None:
             raise self.retry(countdown=outcome.retry_in)
 
+    heartbeat: dict[str, Any] = {}
+
     def recover(sender: Any, **kwargs: Any) -> None:
-        """A starting worker re-queues orphans and publishes every due queued job (one
-        the broker lost, or one never published because the broker was down)."""
+        """A starting worker starts its heartbeat, re-queues orphans and publishes every
+        due queued job (one the broker lost, or one never published because the broker
+        was down)."""
         if getattr(sender, "app", None) is not celery:
             return
+        heartbeat["stop"] = Heartbeat(app, "celery").start_thread()
         with app.app_context():
             requeue_orphans()
             due = due_job_ids(limit=10_000)
         for job_id in due:
             run_job_task.apply_async(args=[job_id])
 
+    def stop_heartbeat(sender: Any, **kwargs: Any) -> None:
+        if "stop" in heartbeat:
+            heartbeat.pop("stop").set()
+
     worker_ready.connect(recover, weak=False)
+    worker_shutdown.connect(stop_heartbeat, weak=False)
     app.extensions["celery"] = celery
     return celery
 
@@ -108,12 +140,25 @@ class CeleryExecutor:
     def shutdown(self) -> None:
         """Workers are separate processes (`flask worker`)."""
 
-    def check(self) -> dict[str, Any]:
-        timeout = self.app.config["REDIS_SOCKET_TIMEOUT"]
-        client = Redis.from_url(
-            broker_url(self.app), socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        try:
-            return check_redis(client, "jobs broker")
-        finally:
-            client.close()
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """The broker, by kombu (Celery's own transport layer), whatever its scheme."""
+        return {"broker": check_broker(_broker(self.app), self.app.config["REDIS_SOCKET_TIMEOUT"])}
+
+    def needs_worker(self) -> bool:
+        return True
+
+
+def check_broker(url: str, timeout: float) -> dict[str, Any]:
+    """Connect to the broker once (no retries, `timeout` seconds at most)."""
+    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    connection = Connection(url, connect_timeout=timeout, transport_options=options)
+    try:
+        connection.ensure_connection(max_retries=0, timeout=timeout)
+        if connection.transport.driver_type == "redis":
+            # kombu's Redis transport connects lazily: make it talk.
+            connection.default_channel.client.ping()
+    except Exception as error:
+        return failed_check("broker", error)
+    finally:
+        connection.release()
+    return {"status": "ok"}

@@ -6,11 +6,14 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
 from flask import Flask
 
 from api.jobs.runner import Outcome, due_job_ids, requeue_orphans, run_job
+from api.jobs.workers import Heartbeat
+from api.outage import outage
 from api.services.later import after_response
 
 log = logging.getLogger(__name__)
@@ -49,8 +52,11 @@ class InlineExecutor:
     def shutdown(self) -> None:
         """Nothing runs in the background."""
 
-    def check(self) -> dict[str, Any]:
-        return {"status": "ok"}
+    def checks(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def needs_worker(self) -> bool:
+        return False
 
 
 class ThreadExecutor:
@@ -66,12 +72,17 @@ class ThreadExecutor:
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._in_flight: set[int] = set()
+        self.heartbeat = Heartbeat(app, "thread")
 
     def start(self) -> None:
         with self._lock:
             if self._pool is not None:
                 return
             self._stop.clear()
+            # The first heartbeat before this request goes on, so that readiness never
+            # finds a running poller without one; a failure is the poller's to report.
+            with suppress(Exception):
+                self.heartbeat.beat_if_due()
             self._pool = ThreadPoolExecutor(
                 max_workers=self.app.config["JOBS_THREADS"], thread_name_prefix="jobs"
             )
@@ -96,14 +107,19 @@ class ThreadExecutor:
 
     def _poll(self) -> None:
         interval = self.app.config["JOBS_POLL_SECONDS"]
+        with self.app.app_context():
+            database = outage("jobs poller: the jobs table")
         while True:
             try:
                 with self.app.app_context():
+                    self.heartbeat.beat_if_due()
                     requeue_orphans()
                     due = due_job_ids()
-            except Exception:
-                log.exception("jobs poller: cannot read the jobs table")
+            except Exception as error:
+                database.failed(error)
                 due = []
+            else:
+                database.recovered()
             for job_id in due:
                 if self._stop.is_set():
                     return
@@ -122,8 +138,11 @@ class ThreadExecutor:
         if pool is not None:
             pool.shutdown(wait=True)
 
-    def check(self) -> dict[str, Any]:
+    def checks(self) -> dict[str, dict[str, Any]]:
         poller = self._poller
         if poller is not None and not poller.is_alive():
-            return {"status": "fail", "detail": "the jobs poller thread has stopped"}
-        return {"status": "ok"}
+            return {"jobs poller": {"status": "fail", "detail": "the poller thread has stopped"}}
+        return {}
+
+    def needs_worker(self) -> bool:
+        return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import Celery
 
-from api import create_app
+from api import create_app_or_exit
 
-flask_app = create_app({"JOBS_BACKEND": "celery"})
+flask_app = create_app_or_exit({"JOBS_BACKEND": "celery"})
 celery: Celery = flask_app.extensions["celery"]

@@ -3,7 +3,7 @@
 from api.models.api_key import ROLE_SCOPES, ApiKey, Scope
 from api.models.base import MAX_ID, Base, utcnow
 from api.models.idempotency import IdempotencyRecord
-from api.models.job import Job, JobStatus
+from api.models.job import Job, JobStatus, WorkerHeartbeat
 from api.models.password_reset import PasswordResetToken
 from api.models.task import Tag, Task, TaskPriority, TaskStatus, task_tags
 from api.models.token import RevokedToken
@@ -27,6 +27,7 @@ __all__ = [
     "TaskStatus",
     "Tier",
     "User",
+    "WorkerHeartbeat",
     "task_tags",
     "utcnow",
 ]

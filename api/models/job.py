@@ -60,3 +60,15 @@ class Job(Base):
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.kind} {self.status}>"
+
+
+class WorkerHeartbeat(Base):
+    """A worker's last sign of life: each process that runs jobs (a thread executor's
+    poller, a Celery worker) writes its row every `JOB_HEARTBEAT_SECONDS`; readiness
+    and metrics read the newest one."""
+
+    __tablename__ = "worker_heartbeats"
+
+    # host:pid:backend, unique per process.
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

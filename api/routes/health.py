@@ -36,18 +36,25 @@ def get_liveness() -> dict[str, Any]:
     operation_id="getReadiness",
     responses={  # type: ignore[arg-type]  # APIFlask's hint omits schema classes
         503: {
-            "description": "A dependency is down; `checks` says which.",
+            "description": "The database is down: this instance cannot serve. "
+            "`checks` says what failed.",
             "content": {"application/problem+json": {"schema": ReadinessProblem}},
         }
     },
 )
 def get_readiness() -> dict[str, Any] | Response:
-    """Report whether every dependency (database, ...) answers.
+    """Report whether this instance can serve, and what it serves around.
 
-    For readiness probes: 200 when all checks pass, else 503 naming the failed ones.
+    For readiness probes. **503** only when the app cannot serve: the database is down.
+    **200** with `"status": "degraded"` when it serves around a failure: Redis (limits
+    per process, uncached reads), the jobs broker, or the jobs (`degraded` when a queued
+    job has waited, or no worker has sent a heartbeat, for `JOBS_STALL_SECONDS`); the
+    failing check is named in `checks`. **200** `"ok"` when everything answers.
+    Liveness (`/health/live`) checks nothing.
     """
     checks = health.check_dependencies()
-    if all(check["status"] == "ok" for check in checks.values()):
-        return {"status": "ok", "checks": checks}
-    failed = ", ".join(name for name, check in checks.items() if check["status"] != "ok")
-    return problem(503, f"Not ready: {failed} unavailable.", checks=checks)
+    status = health.readiness(checks)
+    if status == "fail":
+        failed = ", ".join(name for name, check in checks.items() if check["status"] == "fail")
+        return problem(503, f"Not ready: {failed} unavailable.", checks=checks)
+    return {"status": status, "checks": checks}

@@ -1,9 +1,14 @@
 """Dependency checks for the readiness probe, each bounded by a short timeout
-(the database's connect timeout, the Redis client's `REDIS_SOCKET_TIMEOUT`)."""
+(the database's connect timeout, the Redis client's `REDIS_SOCKET_TIMEOUT`).
+
+The database is the one dependency the app cannot serve without (`CRITICAL`): its
+failure makes readiness 503. Redis, the broker and the jobs are served around (in-memory
+limits, uncached reads, jobs kept queued): their failure makes readiness 200 `degraded`,
+so that a load balancer does not pull every instance out during an outage they survive.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from redis import Redis, RedisError
@@ -11,13 +16,21 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.extensions import db, redis_client
+from api.outage import outage
 
-log = logging.getLogger(__name__)
+CRITICAL = frozenset({"database"})
 
 
-def _failed(name: str, error: Exception) -> dict[str, Any]:
-    log.warning("readiness: %s check failed: %s", name, error)
+def failed_check(name: str, error: Exception) -> dict[str, Any]:
+    """A failed check's entry; logged once (then reminders) while it keeps failing."""
+    outage(f"readiness: {name}").failed(error)
     return {"status": "fail", "detail": type(error).__name__}
+
+
+def checked(name: str) -> dict[str, Any]:
+    """A passing check's entry (and the end of its outage, if it had one)."""
+    outage(f"readiness: {name}").recovered()
+    return {"status": "ok"}
 
 
 def check_database() -> dict[str, Any]:
@@ -25,26 +38,46 @@ def check_database() -> dict[str, Any]:
         db.session.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
         db.session.rollback()
-        return _failed("database", error)
-    return {"status": "ok"}
+        return failed_check("database", error)
+    return checked("database")
 
 
 def check_redis(client: Redis, name: str = "redis") -> dict[str, Any]:
     try:
         client.ping()
     except RedisError as error:
-        return _failed(name, error)
-    return {"status": "ok"}
+        return failed_check(name, error)
+    return checked(name)
+
+
+def check_jobs() -> dict[str, Any]:
+    """The queue's health (`api.jobs.workers.jobs_health`), or `fail` without a database."""
+    from api.jobs import executor
+    from api.jobs.workers import jobs_health
+
+    try:
+        return jobs_health(needs_worker=executor().needs_worker())
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        return {"status": "fail", "detail": type(error).__name__}
 
 
 def check_dependencies() -> dict[str, dict[str, Any]]:
-    """Each configured dependency's state: the database, Redis when configured, and the
-    job executor (its broker, for Celery)."""
+    """Each configured dependency's state: the database, Redis when configured, the job
+    executor's own (the broker, for Celery) and the queue's."""
     from api.jobs import executor
 
     checks = {"database": check_database()}
     client = redis_client()
     if client is not None:
         checks["redis"] = check_redis(client)
-    checks["jobs"] = executor().check()
+    checks.update(executor().checks())
+    checks["jobs"] = check_jobs()
     return checks
+
+
+def readiness(checks: dict[str, dict[str, Any]]) -> str:
+    """`ok`, `degraded` (a dependency the app serves around is failing) or `fail`."""
+    if any(checks[name]["status"] != "ok" for name in CRITICAL if name in checks):
+        return "fail"
+    return "ok" if all(check["status"] == "ok" for check in checks.values()) else "degraded"

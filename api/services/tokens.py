@@ -22,8 +22,6 @@ catch-up, at most `REVOCATION_SYNC_SECONDS` later.
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -36,15 +34,15 @@ from sqlalchemy.orm import Session
 
 from api.extensions import db, redis_client
 from api.models import RevokedToken, User
+from api.outage import outage
 from api.services import clock
 from api.services.sql import insert_missing
-
-log = logging.getLogger(__name__)
 
 _PENDING = "pending_revocations"  # Session.info key: entries to write to Redis on commit
 _SYNCED = "synced"  # epoch seconds: Redis holds every revocation up to then
 _SYNC_LOCK = "sync-lock"
 _BATCH = 1000
+_OUTAGE = "revocation store (Redis; the database answers meanwhile)"
 
 
 class Revocation(StrEnum):
@@ -204,6 +202,7 @@ def _from_redis(keys: list[str]) -> Found | None:
     except RedisError as error:
         _unavailable(error)
         return None
+    outage(_OUTAGE).recovered()
     found: Found = []
     for value in values:
         if value is not None:
@@ -242,12 +241,6 @@ def _catch_up(client: Redis, synced: float | None) -> None:
         client.delete(lock)
 
 
-_last_warning = float("-inf")
-
-
 def _unavailable(error: RedisError) -> None:
-    """Log that Redis failed; at most once a minute per process, not once per request."""
-    global _last_warning
-    if time.monotonic() - _last_warning >= 60:
-        _last_warning = time.monotonic()
-        log.warning("revocation store: Redis failed (%s); using the database", error)
+    """Redis failed: the database answers instead (logged once, then reminders)."""
+    outage(_OUTAGE).failed(error)
