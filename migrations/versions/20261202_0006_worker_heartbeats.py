@@ -1,6 +1,6 @@
 """worker heartbeats
 
-Revision ID: 0017
+Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-02 10:22:51.394645
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0017'
+revision = '0006'
 down_revision = '0005'
 branch_labels = None
 depends_on = None
