@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from api.extensions import cache
 from api.models import Task, User
-from api.security import current_user
+from api.principal import current_principal
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,13 +60,14 @@ def cached(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        user = current_user()
-        if user.is_admin:
+        principal = current_principal()
+        user_id = principal.user_id
+        if user_id is None or principal.is_admin:
             return view(*args, **kwargs)
-        generation = _safely(lambda: cache.get(_generation_key(user.id)))
+        generation = _safely(lambda: cache.get(_generation_key(user_id)))
         if generation is None:
-            generation = _new_generation(user.id)
-        key = f"response:{user.id}:{generation}:{request.full_path}"
+            generation = _new_generation(user_id)
+        key = f"response:{user_id}:{generation}:{request.full_path}"
         hit = _safely(lambda: cache.get(key))
         if hit is not None:
             body, headers = hit

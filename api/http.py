@@ -44,10 +44,6 @@ def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
     if response.status_code in (204, 304):
         response.headers.pop("Content-Type", None)
-    if response.status_code != 429:
-        # Flask-Limiter sends Retry-After on every limited answer; it only means
-        # something on a 429.
-        response.headers.pop("Retry-After", None)
     for name, value in _STATIC_HEADERS:
         response.headers.setdefault(name, value)
     hsts = current_app.config["HSTS_SECONDS"]

@@ -76,7 +76,7 @@ def idempotent(view: F) -> F:
         key = request.headers.get(HEADER)
         if key is None:
             return view(*args, **kwargs)
-        user_id = current_user().id
+        user_id = current_user().id  # the principal's (api.principal)
         try:
             replay = idempotency.claim(user_id, key, _fingerprint())
         except idempotency.KeyReusedError:

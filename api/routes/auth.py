@@ -11,6 +11,7 @@ from marshmallow import ValidationError, missing
 
 from api.http import NO_STORE
 from api.limits import limit_login, password_reset_limit, register_limit
+from api.principal import basic_credentials
 from api.routes import ViewResult, response_links
 from api.security import current_user, refresh_auth, requires
 from api.services import auth, password_reset
@@ -66,9 +67,9 @@ def _credentials(body: Any) -> tuple[str, str]:
     No credentials at all (no body, no Basic) is a 401 with a Basic challenge: the body is
     optional in the spec, so its absence is not a validation error.
     """
-    basic = request.authorization
-    if basic is not None and basic.type == "basic":
-        return basic.username or "", basic.password or ""
+    basic = basic_credentials()
+    if basic is not None:
+        return basic
     if body is missing or body is None:
         raise HTTPError(
             401,
