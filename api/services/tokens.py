@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from flask import current_app
 from redis import Redis, RedisError
-from sqlalchemy import delete, event, select
+from sqlalchemy import bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from api.extensions import db, redis_client
@@ -165,6 +165,14 @@ def token_keys(claims: Mapping[str, Any]) -> list[str]:
     return [key for key in keys if isinstance(key, str) and key]
 
 
+# Built once: this runs on every authenticated request (without Redis).
+_TOKEN_USER = (
+    select(User, RevokedToken.token_type, RevokedToken.revoked_at)
+    .outerjoin(RevokedToken, RevokedToken.jti.in_(bindparam("keys", expanding=True)))
+    .where(User.id == bindparam("user_id"))
+)
+
+
 def token_user(user_id: int, claims: Mapping[str, Any]) -> tuple[User | None, bool]:
     """The user a verified token names and whether the token is revoked, in one round
     trip: the user row with its revocation entries joined, or the user alone when Redis
@@ -173,11 +181,7 @@ def token_user(user_id: int, claims: Mapping[str, Any]) -> tuple[User | None, bo
     found = _from_redis(keys)
     if found is not None:
         return db.session.get(User, user_id), _revokes(found)
-    rows = db.session.execute(
-        select(User, RevokedToken.token_type, RevokedToken.revoked_at)
-        .outerjoin(RevokedToken, RevokedToken.jti.in_(keys))
-        .where(User.id == user_id)
-    ).all()
+    rows = db.session.execute(_TOKEN_USER, {"user_id": user_id, "keys": keys}).all()
     if not rows:
         return None, False
     entries = [(Revocation(kind), at) for _, kind, at in rows if kind is not None]
