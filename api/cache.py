@@ -16,18 +16,20 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from apiflask import APIFlask
-from flask import Response, current_app, has_app_context, request
+from flask import Response, current_app, g, has_app_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from api.conditional import use_etag
 from api.extensions import cache
 from api.models import Task, User
 from api.principal import current_principal
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
-# Headers a cached response keeps (the rest are per request: ids, limits).
-_KEPT_HEADERS = ("Content-Type", "ETag", "Link", "X-Total-Count")
+# Headers a cached response keeps (the rest are per request: ids, limits). Its entity tag
+# is kept beside them and declared again on a hit (`api.conditional` writes the header).
+_KEPT_HEADERS = ("Content-Type", "Link", "X-Total-Count")
 
 
 def _generation_key(user_id: int) -> str:
@@ -70,14 +72,17 @@ def cached(view: F) -> F:
         key = f"response:{user_id}:{generation}:{request.full_path}"
         hit = _safely(lambda: cache.get(key))
         if hit is not None:
-            body, headers = hit
+            body, headers, etag = hit
+            if etag is not None:
+                use_etag(etag)
             return Response(body, status=200, headers={**headers, "X-Cache": "hit"})
         response = current_app.make_response(view(*args, **kwargs))
         if response.status_code == 200:
             kept = {
                 name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers
             }
-            _safely(lambda: cache.set(key, (response.get_data(), kept)))
+            entry = (response.get_data(), kept, g.get("etag"))
+            _safely(lambda: cache.set(key, entry))
         response.headers["X-Cache"] = "miss"
         return response
 

@@ -12,8 +12,12 @@ from flask import Response, current_app, g, request
 
 from api.errors import problem
 
-# For responses carrying credentials: browsers and proxies must not store them.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+def no_store() -> None:
+    """This answer carries credentials: browsers and proxies must not store it
+    (`_finish` writes the cache headers)."""
+    g.no_store = True
+
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -49,11 +53,15 @@ def _finish(response: Response) -> Response:
     hsts = current_app.config["HSTS_SECONDS"]
     if hsts:
         response.headers.setdefault("Strict-Transport-Security", _hsts(hsts))
-    # Shared caches know to keep responses to `Authorization` requests private, not
-    # responses to `X-API-Key` ones: say it for both.
-    credentials = request.headers.get("Authorization") or request.headers.get("X-API-Key")
-    if credentials and request.method == "GET":
-        response.headers.setdefault("Cache-Control", "private, no-cache")
+    # The one writer of the cache headers. Shared caches know to keep responses to
+    # `Authorization` requests private, not responses to `X-API-Key` ones: say it for both.
+    if g.get("no_store"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    elif request.method == "GET" and (
+        request.headers.get("Authorization") or request.headers.get("X-API-Key")
+    ):
+        response.headers["Cache-Control"] = "private, no-cache"
     return response
 
 

@@ -9,7 +9,7 @@ from apiflask.schemas import EmptySchema
 from flask import current_app, url_for
 
 from api.cache import cached
-from api.conditional import ETagHeader, IfMatchHeader, check_if_match, task_etag
+from api.conditional import ETagHeader, IfMatchHeader, check_if_match, task_etag, use_etag
 from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import protected
 from api.models import Scope, Task
@@ -47,7 +47,8 @@ _REPLAY = {
 
 
 def _with_etag(task: Task, status: int = 200, **headers: str) -> ViewResult:
-    return task, status, {"ETag": task_etag(task), **headers}
+    use_etag(task_etag(task))
+    return task, status, headers
 
 
 def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any]) -> ViewResult:

@@ -8,7 +8,7 @@ from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 
 from api.cache import cached
-from api.http import NO_STORE
+from api.http import no_store
 from api.models import Role, Scope
 from api.pagination import ListHeaders, paginated
 from api.principal import current_claims
@@ -74,7 +74,7 @@ def update_current_user(json_data: dict[str, Any]) -> ViewResult:
     operation_id="changePassword",
     responses={403: "`current_password` is wrong, or missing with a token that is not fresh."},
 )
-def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Change your password.
 
     Send `current_password`, or call with a fresh access token (straight from `login`).
@@ -87,7 +87,8 @@ def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dic
         json_data.get("current_password"),
         fresh=bool(current_claims().get("fresh")),
     )
-    return pair, 200, NO_STORE
+    no_store()
+    return pair, 200
 
 
 @bp.get("")
