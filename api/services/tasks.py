@@ -7,11 +7,21 @@ import binascii
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Text, and_, case, func, not_, or_, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Text,
+    and_,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm.exc import StaleDataError
@@ -102,9 +112,10 @@ class _JSONList(TypeDecorator[list[Any]]):
         return list(orjson.loads(value)) if isinstance(value, str | bytes) else list(value)
 
 
-def _tag_names(dialect: str) -> ColumnElement[Any]:
-    """Each task's tag names, alphabetical, as one JSON array (a correlated subquery)."""
-    linked = task_tags.c.task_id == Task.id
+def _tag_names(dialect: str, page: FromClause) -> ColumnElement[Any]:
+    """The tag names of each task of `page`, alphabetical, as one JSON array (a subquery
+    correlated to the page's rows only: never run for rows that OFFSET skips)."""
+    linked = task_tags.c.task_id == page.c.id
     if dialect == "postgresql":
         names = (
             select(func.json_agg(aggregate_order_by(Tag.name, Tag.name)))
@@ -117,25 +128,30 @@ def _tag_names(dialect: str) -> ColumnElement[Any]:
             .join(task_tags, task_tags.c.tag_id == Tag.id)
             .where(linked)
             .order_by(Tag.name)
-            .correlate(Task)
+            .correlate(page)
             .subquery()
         )
         names = select(func.json_group_array(ordered.c.name))
     return type_coerce(names.scalar_subquery(), _JSONList())
 
 
-# Task attributes that are not columns, and the SQL that computes each.
-_COMPUTED: dict[str, Callable[[str], ColumnElement[Any]]] = {"tag_names": _tag_names}
+# Task attributes that are not columns, and the SQL that computes each for a page.
+_COMPUTED: dict[str, Callable[[str, FromClause], ColumnElement[Any]]] = {"tag_names": _tag_names}
 
 
-@cache
-def _row_columns(attributes: tuple[str, ...], dialect: str) -> tuple[ColumnElement[Any], ...]:
-    """The SQL for each attribute a row must carry (a column, or `_COMPUTED`)."""
-    columns = Task.__table__.c
-    return tuple(
-        _COMPUTED[name](dialect).label(name) if name in _COMPUTED else columns[name]
-        for name in attributes
-    )
+def _ordering(keys: list[tuple[str, bool]], columns: Any) -> list[ColumnElement[Any]]:
+    """ORDER BY `keys` over `columns` (the table's, or a subquery's)."""
+    order = []
+    for name, descending in keys:
+        column = case(_RANK_OF[name], value=columns[name]) if name in _RANK_OF else columns[name]
+        order.append(column.desc() if descending else column.asc())
+    return order
+
+
+def _sort_keys(query: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The query's sort, with ties broken by id (unless it sorts by id already)."""
+    keys: list[tuple[str, bool]] = query["sort"]
+    return keys if any(name == "id" for name, _ in keys) else [*keys, ("id", False)]
 
 
 def list_tasks(user: User, query: dict[str, Any], attributes: tuple[str, ...]) -> Page:
@@ -148,30 +164,33 @@ def list_tasks(user: User, query: dict[str, Any], attributes: tuple[str, ...]) -
     last row, so a client can switch to keyset paging at any point.
     """
     conditions = task_filters(user, query)
-    keys = [*query["sort"], ("id", False)]
-    order = []
-    for name, descending in keys:
-        column = _SORT_COLUMNS[name]
-        order.append(column.desc() if descending else column.asc())
+    keys = _sort_keys(query)
     page, per_page = query["page"], query["per_page"]
     wanted = tuple(dict.fromkeys([*attributes, *(name for name, _ in keys)]))
-    dialect = db.session.get_bind().dialect.name
+    table = Task.__table__.c
     # The total of the whole filtered list (cursor or not) as an uncorrelated subquery:
     # computed once per statement, where a window count would sort every matching row.
     total = (
         select(func.count()).select_from(Task).where(*conditions).correlate(None)
     ).scalar_subquery()
-    stmt = (
-        select(*_row_columns(wanted, dialect), total.label("total"))
+    rows_of_page = (
+        select(*(table[name] for name in wanted if name not in _COMPUTED), total.label("total"))
         .where(*conditions)
-        .order_by(*order)
+        .order_by(*_ordering(keys, table))
         .limit(per_page)
     )
     keyset = "after" in query
     if keyset:
-        stmt = stmt.where(_after(keys, _decode_cursor(query, keys)))
+        rows_of_page = rows_of_page.where(_after(keys, _decode_cursor(query, keys)))
     else:
-        stmt = stmt.offset((page - 1) * per_page)
+        rows_of_page = rows_of_page.offset((page - 1) * per_page)
+    found = rows_of_page.subquery("page")
+    dialect = db.session.get_bind().dialect.name
+    columns = [
+        _COMPUTED[name](dialect, found).label(name) if name in _COMPUTED else found.c[name]
+        for name in wanted
+    ]
+    stmt = select(*columns, found.c.total).order_by(*_ordering(keys, found.c))
     rows = db.session.execute(stmt).all()
     if rows:
         count = int(rows[0].total)
