@@ -7,6 +7,7 @@ import binascii
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
@@ -139,6 +140,20 @@ def _tag_names(dialect: str, page: FromClause) -> ColumnElement[Any]:
 _COMPUTED: dict[str, Callable[[str, FromClause], ColumnElement[Any]]] = {"tag_names": _tag_names}
 
 
+def _columns(attributes: tuple[str, ...], dialect: str, rows: FromClause) -> list[Any]:
+    """The SQL for each attribute, read from `rows`: a column, or computed (`_COMPUTED`)."""
+    return [
+        _COMPUTED[name](dialect, rows).label(name) if name in _COMPUTED else rows.c[name]
+        for name in attributes
+    ]
+
+
+@cache
+def _table_columns(attributes: tuple[str, ...], dialect: str) -> tuple[Any, ...]:
+    # Built once per shape: building SQL expressions costs more than running this query.
+    return tuple(_columns(attributes, dialect, Task.__table__))
+
+
 def _ordering(keys: list[tuple[str, bool]], columns: Any) -> list[ColumnElement[Any]]:
     """ORDER BY `keys` over `columns` (the table's, or a subquery's)."""
     order = []
@@ -173,24 +188,32 @@ def list_tasks(user: User, query: dict[str, Any], attributes: tuple[str, ...]) -
     total = (
         select(func.count()).select_from(Task).where(*conditions).correlate(None)
     ).scalar_subquery()
-    rows_of_page = (
-        select(*(table[name] for name in wanted if name not in _COMPUTED), total.label("total"))
-        .where(*conditions)
-        .order_by(*_ordering(keys, table))
-        .limit(per_page)
-    )
-    keyset = "after" in query
-    if keyset:
-        rows_of_page = rows_of_page.where(_after(keys, _decode_cursor(query, keys)))
-    else:
-        rows_of_page = rows_of_page.offset((page - 1) * per_page)
-    found = rows_of_page.subquery("page")
     dialect = db.session.get_bind().dialect.name
-    columns = [
-        _COMPUTED[name](dialect, found).label(name) if name in _COMPUTED else found.c[name]
-        for name in wanted
-    ]
-    stmt = select(*columns, found.c.total).order_by(*_ordering(keys, found.c))
+    keyset = "after" in query
+    skipped = 0 if keyset else (page - 1) * per_page
+    if skipped == 0:  # the first page, or any page after a cursor: nothing to skip
+        stmt = (
+            select(*_table_columns(wanted, dialect), total.label("total"))
+            .where(*conditions)
+            .order_by(*_ordering(keys, table))
+            .limit(per_page)
+        )
+        if keyset:
+            stmt = stmt.where(_after(keys, _decode_cursor(query, keys)))
+    else:
+        # The page first, then its tags: computed in the SELECT list, they would be
+        # computed for every row that OFFSET skips too.
+        found = (
+            select(*(table[name] for name in wanted if name not in _COMPUTED), total.label("total"))
+            .where(*conditions)
+            .order_by(*_ordering(keys, table))
+            .limit(per_page)
+            .offset(skipped)
+            .subquery("page")
+        )
+        stmt = select(*_columns(wanted, dialect, found), found.c.total).order_by(
+            *_ordering(keys, found.c)
+        )
     rows = db.session.execute(stmt).all()
     if rows:
         count = int(rows[0].total)
