@@ -87,9 +87,9 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     mail.init_app(app)
     init_redis(app)
     jobs.init_app(app)
-    security.init_app(app)
     errors.init_app(app)
     http.init_app(app)
+    security.init_app(app)  # resolves the principal, before the limiter reads it
     conditional.init_app(app)
     limits.init_app(app)
     cache.init_app(app)

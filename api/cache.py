@@ -15,18 +15,20 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from apiflask import APIFlask
-from flask import Response, current_app, has_app_context, request
+from flask import Response, current_app, g, has_app_context, request
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from api.conditional import use_etag
 from api.extensions import cache
 from api.models import Task, User
 from api.outage import outage
-from api.security import current_user
+from api.principal import current_principal
 
 F = TypeVar("F", bound=Callable[..., Any])
-# Headers a cached response keeps (the rest are per request: ids, limits).
-_KEPT_HEADERS = ("Content-Type", "ETag", "Link", "X-Total-Count")
+# Headers a cached response keeps (the rest are per request: ids, limits). Its entity tag
+# is kept beside them and declared again on a hit (`api.conditional` writes the header).
+_KEPT_HEADERS = ("Content-Type", "Link", "X-Total-Count")
 
 
 def _generation_key(user_id: int) -> str:
@@ -61,23 +63,27 @@ def cached(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        user = current_user()
-        if user.is_admin:
+        principal = current_principal()
+        user_id = principal.user_id
+        if user_id is None or principal.is_admin:
             return view(*args, **kwargs)
-        generation = _safely(lambda: cache.get(_generation_key(user.id)))
+        generation = _safely(lambda: cache.get(_generation_key(user_id)))
         if generation is None:
-            generation = _new_generation(user.id)
-        key = f"response:{user.id}:{generation}:{request.full_path}"
+            generation = _new_generation(user_id)
+        key = f"response:{user_id}:{generation}:{request.full_path}"
         hit = _safely(lambda: cache.get(key))
         if hit is not None:
-            body, headers = hit
+            body, headers, etag = hit
+            if etag is not None:
+                use_etag(etag)
             return Response(body, status=200, headers={**headers, "X-Cache": "hit"})
         response = current_app.make_response(view(*args, **kwargs))
         if response.status_code == 200:
             kept = {
                 name: response.headers[name] for name in _KEPT_HEADERS if name in response.headers
             }
-            _safely(lambda: cache.set(key, (response.get_data(), kept)))
+            entry = (response.get_data(), kept, g.get("etag"))
+            _safely(lambda: cache.set(key, entry))
         response.headers["X-Cache"] = "miss"
         return response
 

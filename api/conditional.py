@@ -14,9 +14,9 @@ full answer (If-None-Match).
 from __future__ import annotations
 
 from apiflask import APIFlask, Schema, fields, validators
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from marshmallow import EXCLUDE
-from werkzeug.http import parse_etags, quote_etag
+from werkzeug.http import parse_etags
 
 from api.errors import (
     PreconditionFailedError,
@@ -78,7 +78,14 @@ class ETagHeader(Schema):
 
 
 def task_etag(task: Task) -> str:
-    return quote_etag(f"{task.id}.{task.version}")
+    """A task's entity tag (unquoted): its id and version."""
+    return f"{task.id}.{task.version}"
+
+
+def use_etag(value: str) -> None:
+    """Make `value` (unquoted) this response's entity tag. Views, the response cache and
+    idempotent replays declare it; `_write_etag` alone writes the header."""
+    g.etag = value
 
 
 def check_if_match(task: Task, header: str | None) -> None:
@@ -97,12 +104,17 @@ def check_if_match(task: Task, header: str | None) -> None:
         )
 
 
-def _conditional_get(response: Response) -> Response:
-    """ETag every successful API GET and answer a matching If-None-Match with 304.
+def _write_etag(response: Response) -> Response:
+    """The one writer of `ETag`: the entity tag the request declared (`use_etag`) on any
+    successful answer, else, on a successful API GET, one from the body. A GET whose
+    If-None-Match matches is answered 304.
 
     A malformed If-None-Match is a 422, checked here, once the answer is known to be a
     200: authentication and a missing resource speak first, as for any other input.
     """
+    declared = g.get("etag")
+    if declared is not None and 200 <= response.status_code < 300:
+        response.set_etag(declared)
     if (
         request.method in ("GET", "HEAD")
         and response.status_code == 200
@@ -112,11 +124,11 @@ def _conditional_get(response: Response) -> Response:
         errors = _if_none_match.validate(dict(request.headers))
         if errors:
             return validation_problem(422, flatten_messages(errors, "header"))
-        if "ETag" not in response.headers:
+        if declared is None:
             response.add_etag()
         response.make_conditional(request)
     return response
 
 
 def init_app(app: APIFlask) -> None:
-    app.after_request(_conditional_get)
+    app.after_request(_write_etag)

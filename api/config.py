@@ -168,6 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("JWT_REFRESH_TOKEN_EXPIRES", SECONDS, timedelta(days=14), "Refresh token lifetime, seconds."),
     S("JWT_ALGORITHM", TEXT, "HS256", "Algorithm that signs JWTs (Flask-JWT-Extended)."),
     S("JWT_TOKEN_LOCATION", LIST, ["headers"], "Where Flask-JWT-Extended looks for tokens."),
+    S("JWT_DECODE_LEEWAY", INT, 0, "Seconds of clock skew allowed when checking a token's expiry."),
     S("REFRESH_REUSE_GRACE_SECONDS", INT, 10, "A rotated refresh token used again within this many seconds is accepted (two tabs refreshing); later, it revokes its family.", testing=0),
     S("PASSWORD_RESET_TTL_SECONDS", INT, 15 * 60, "Lifetime of an emailed password reset token."),
     S("ARGON2_TIME_COST", INT, 3, "Argon2id iterations (tests lower it).", testing=1),

@@ -12,8 +12,12 @@ from flask import Response, current_app, g, request
 
 from api.errors import problem
 
-# For responses carrying credentials: browsers and proxies must not store them.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+def no_store() -> None:
+    """This answer carries credentials: browsers and proxies must not store it
+    (`_finish` writes the cache headers)."""
+    g.no_store = True
+
 
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -44,20 +48,20 @@ def _finish(response: Response) -> Response:
     response.headers["X-Request-ID"] = g.get("request_id", "")
     if response.status_code in (204, 304):
         response.headers.pop("Content-Type", None)
-    if response.status_code != 429:
-        # Flask-Limiter sends Retry-After on every limited answer; it only means
-        # something on a 429.
-        response.headers.pop("Retry-After", None)
     for name, value in _STATIC_HEADERS:
         response.headers.setdefault(name, value)
     hsts = current_app.config["HSTS_SECONDS"]
     if hsts:
         response.headers.setdefault("Strict-Transport-Security", _hsts(hsts))
-    # Shared caches know to keep responses to `Authorization` requests private, not
-    # responses to `X-API-Key` ones: say it for both.
-    credentials = request.headers.get("Authorization") or request.headers.get("X-API-Key")
-    if credentials and request.method == "GET":
-        response.headers.setdefault("Cache-Control", "private, no-cache")
+    # The one writer of the cache headers. Shared caches know to keep responses to
+    # `Authorization` requests private, not responses to `X-API-Key` ones: say it for both.
+    if g.get("no_store"):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    elif request.method == "GET" and (
+        request.headers.get("Authorization") or request.headers.get("X-API-Key")
+    ):
+        response.headers["Cache-Control"] = "private, no-cache"
     return response
 
 

@@ -16,9 +16,11 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from apiflask import Schema, fields, validators
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from marshmallow import EXCLUDE
+from werkzeug.http import quote_etag, unquote_etag
 
+from api.conditional import use_etag
 from api.errors import ConflictError, InvalidFieldError
 from api.security import current_user
 from api.services import idempotency
@@ -26,8 +28,9 @@ from schemas.common import Pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
 HEADER = "Idempotency-Key"
-# Headers of the first answer that a replay repeats.
-_REPLAYED_HEADERS = ("Content-Type", "Location", "ETag")
+# Headers of the first answer that a replay repeats, and its entity tag (declared again
+# on a replay: `api.conditional` writes the header).
+_REPLAYED_HEADERS = ("Content-Type", "Location")
 
 
 class IdempotencyKeyHeader(Schema):
@@ -76,7 +79,7 @@ def idempotent(view: F) -> F:
         key = request.headers.get(HEADER)
         if key is None:
             return view(*args, **kwargs)
-        user_id = current_user().id
+        user_id = current_user().id  # the principal's (api.principal)
         try:
             replay = idempotency.claim(user_id, key, _fingerprint())
         except idempotency.KeyReusedError:
@@ -86,7 +89,11 @@ def idempotent(view: F) -> F:
                 "A request with this Idempotency-Key is still in progress; retry later."
             ) from None
         if replay is not None:
-            response = Response(replay.body, status=replay.status_code, headers=replay.headers)
+            headers = dict(replay.headers)
+            etag = headers.pop("ETag", None)
+            if etag is not None:  # declared again: `api.conditional` writes the header
+                use_etag(unquote_etag(etag)[0])
+            response = Response(replay.body, status=replay.status_code, headers=headers)
             response.headers["Idempotency-Replayed"] = "true"
             return response
         try:
@@ -96,6 +103,8 @@ def idempotent(view: F) -> F:
             raise
         if 200 <= response.status_code < 300:
             headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+            if g.get("etag") is not None:
+                headers["ETag"] = quote_etag(g.etag)
             answer = idempotency.Replay(response.status_code, headers, response.get_data())
             idempotency.finish(user_id, key, answer)
         else:

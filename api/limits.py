@@ -2,94 +2,65 @@
 
 - Every /api/ request counts against one budget per client (an application limit):
   `RATE_LIMIT_ANONYMOUS` per IP, or `RATE_LIMIT_FREE` / `RATE_LIMIT_PRO` per user, by
-  the user's current tier.
-- `login` counts failed attempts per IP and per account; `register` is limited per IP;
-  `createReport` per user (`RATE_LIMIT_REPORTS`).
+  the user's current tier. The client is this request's principal (`api.principal`),
+  resolved before the limiter runs: a refused credential is charged to its IP.
+- `login` counts failed attempts per IP and per account (the account the login handler
+  checks); `register` is limited per IP; `createReport` per user (`RATE_LIMIT_REPORTS`).
 - `protected` is the enumeration guard: on routes that take an id, a client that
   collects `RATE_LIMIT_ENUMERATION` 404s gets 429 on all of them for the rest of the
   window.
 - Storage is `memory://` or Redis (`REDIS_URL`); if Redis fails the limits keep holding
   per process (in-memory fallback), never a 500 and never unlimited.
+
+Each app has a `Limiter` of its own (`init_app`): its storage, fallback and switches
+belong to that app, never to the process. Route limits are declared here once, as data
+(`RouteLimit`), and bound to an app's limiter the first time a route runs in that app.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import wraps
 from typing import Any, TypeVar
 
 from apiflask import APIFlask
-from flask import Response, current_app, g, request
-from flask_jwt_extended import decode_token
+from flask import Flask, Response, current_app, g, request
+from flask_limiter import Limiter, RequestLimit
+from limits.storage import MemoryStorage
 from sqlalchemy import or_, select
 
-from api.extensions import db, limiter
-from api.models import ApiKey, User
+from api.extensions import db
+from api.models import User
 from api.outage import outage
-from api.services.secret_tokens import digest
+from api.principal import basic_credentials, client_ip, current_principal
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def client_ip() -> str:
-    # With TRUSTED_PROXY_HOPS=0 (the default) this is the socket peer: a client cannot
-    # choose it with X-Forwarded-For. Behind N proxies, ProxyFix sets it from the header.
-    return request.remote_addr or "unknown"
-
-
-def _credential_owner() -> User | None:
-    """The user a bearer token or an API key names, unverified beyond that."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        claims = decode_token(token.strip())
-        return db.session.get(User, int(claims["sub"]))
-    secret = request.headers.get("X-API-Key")
-    if secret:
-        return db.session.scalar(
-            select(User)
-            .join(ApiKey, ApiKey.user_id == User.id)
-            .where(ApiKey.secret_hash == digest(secret))
-        )
-    return None
-
-
-def request_user() -> User | None:
-    """The active user a valid bearer token or API key names, else None (never raises).
-
-    Runs before authentication (limits are checked first); the user row it loads stays
-    in the session's identity map, so authentication does not query it again.
-    """
-    if "rate_limit_user" not in g:
-        g.rate_limit_user = None
-        try:
-            found = _credential_owner()
-        except Exception:  # any bad credential: limit by IP instead; auth will refuse it
-            found = None
-        if found is not None and found.is_active:
-            g.rate_limit_user = found
-    user: User | None = g.rate_limit_user
-    return user
+_EXTENSION = "rate_limits"
 
 
 def client_key() -> str:
-    user = request_user()
-    return f"user:{user.id}" if user is not None else f"ip:{client_ip()}"
+    """The caller's bucket: its user's, or its IP's."""
+    return current_principal().limit_key()
 
 
 def default_limit() -> str:
-    user = request_user()
-    if user is None:
-        return str(current_app.config["RATE_LIMIT_ANONYMOUS"])
-    return str(current_app.config[f"RATE_LIMIT_{user.tier.upper()}"])
+    """The caller's budget: by the user's tier, or the anonymous one."""
+    tier = current_principal().tier
+    return _setting("RATE_LIMIT_ANONYMOUS" if tier is None else f"RATE_LIMIT_{tier.upper()}")
 
 
 def _login_account() -> str:
-    """The account a login attempt names (JSON `login` or the Basic username): one
-    bucket per account, whether it is named by username or by email."""
-    if request.authorization is not None and request.authorization.username:
-        name: Any = request.authorization.username
+    """The account a login attempt names, read from the credential the login handler
+    checks (HTTP Basic, else the JSON `login`): one bucket per account, whether it is
+    named by username or by email."""
+    basic = basic_credentials()
+    if basic is not None:
+        name: Any = basic[0]
     else:
         body = request.get_json(silent=True)
         name = body.get("login") if isinstance(body, dict) else None
@@ -114,65 +85,176 @@ def _setting(name: str) -> str:
     return str(current_app.config[name])
 
 
-login_limits = [
-    limiter.limit(lambda: _setting("RATE_LIMIT_LOGIN"), key_func=client_ip, deduct_when=_failed),
-    limiter.limit(
-        lambda: _setting("RATE_LIMIT_LOGIN_ACCOUNT"),
-        key_func=_login_account,
-        deduct_when=_failed,
-    ),
-]
-register_limit = limiter.limit(lambda: _setting("RATE_LIMIT_REGISTER"), key_func=client_ip)
+# --- route limits: declared once, bound to each app's limiter ---------------------------
+
+
+@dataclass(frozen=True)
+class RouteLimit:
+    """A limit on the routes it decorates: the setting that holds it (read per request,
+    so a config change applies at once), whose bucket it counts, and when."""
+
+    setting: str
+    key: Callable[[], str] = client_key
+    deduct_when: Callable[[Response], bool] | None = None
+    # Routes that share a scope share one counter per key; without one, each route counts
+    # on its own.
+    scope: str | None = None
+
+    def bind(self, limiter: Limiter, view: Callable[..., Any]) -> Callable[..., Any]:
+        """`view` checked against this limit by `limiter`."""
+
+        def value() -> str:
+            return _setting(self.setting)
+
+        if self.scope is not None:
+            decorator = limiter.shared_limit(
+                value, scope=self.scope, key_func=self.key, deduct_when=self.deduct_when
+            )
+        else:
+            decorator = limiter.limit(value, key_func=self.key, deduct_when=self.deduct_when)
+        return decorator(view)
+
+
+@dataclass
+class _AppLimits:
+    limiter: Limiter | None
+    bound: dict[Callable[..., Any], Callable[..., Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def app_limiter(app: Flask) -> Limiter | None:
+    """`app`'s own limiter (None when its RATELIMIT_ENABLED is false)."""
+    state: _AppLimits = app.extensions[_EXTENSION]
+    return state.limiter
+
+
+def _bound_view(view: Callable[..., Any], limits: tuple[RouteLimit, ...]) -> Callable[..., Any]:
+    """`view` with `limits` applied by this app's limiter (bound once per app)."""
+    state: _AppLimits = current_app.extensions[_EXTENSION]
+    bound = state.bound.get(view)
+    if bound is None:
+        with state.lock:  # bind each limit once: a second binding would count twice
+            bound = state.bound.get(view)
+            if bound is None:
+                bound = view
+                if state.limiter is not None:
+                    for limit in limits:
+                        bound = limit.bind(state.limiter, bound)
+                state.bound[view] = bound
+    return bound
+
+
+def limited(*limits: RouteLimit) -> Callable[[F], F]:
+    """Apply `limits` to a view, on top of the caller's budget."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            return _bound_view(view, limits)(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorator
+
+
+# Failed attempts per IP and per account.
+limit_login = limited(
+    RouteLimit("RATE_LIMIT_LOGIN", key=client_ip, deduct_when=_failed),
+    RouteLimit("RATE_LIMIT_LOGIN_ACCOUNT", key=_login_account, deduct_when=_failed),
+)
+register_limit = limited(RouteLimit("RATE_LIMIT_REGISTER", key=client_ip))
 # Both password-reset operations share one budget per IP: requests send email, and
 # confirmations guess tokens.
-password_reset_limit = limiter.shared_limit(
-    lambda: _setting("RATE_LIMIT_PASSWORD_RESET"), scope="password-reset", key_func=client_ip
+password_reset_limit = limited(
+    RouteLimit("RATE_LIMIT_PASSWORD_RESET", key=client_ip, scope="password-reset")
 )
-# Reports are expensive: a budget of their own per user (per IP for a bad credential,
-# which authentication then refuses), on top of the application limit.
-reports_limit = limiter.limit(lambda: _setting("RATE_LIMIT_REPORTS"), key_func=client_key)
-protected = limiter.shared_limit(
-    lambda: _setting("RATE_LIMIT_ENUMERATION"),
-    scope="id-lookups",
-    deduct_when=_not_found,
-    override_defaults=False,
+# Reports are expensive: a budget of their own per user (per IP for a refused
+# credential), on top of the application limit.
+reports_limit = limited(RouteLimit("RATE_LIMIT_REPORTS"))
+protected = limited(
+    RouteLimit("RATE_LIMIT_ENUMERATION", deduct_when=_not_found, scope="id-lookups")
 )
 
 
-def limit_login(view: F) -> F:
-    """Both login limits: failed attempts per IP and per account."""
-    limited: Any = view
-    for limit in login_limits:
-        limited = limit(limited)
-    return limited  # type: ignore[no-any-return]
+# --- storage ----------------------------------------------------------------------------
 
 
-@limiter.request_filter
+class InlineExpiryMemoryStorage(MemoryStorage):
+    """limits' in-memory storage (`memory://`), forgetting expired entries on the request's
+    own thread at most once a second.
+
+    The stock storage starts a timer thread for that on almost every hit, and `Thread.start`
+    waits until the new thread runs: on a busy machine that wait was a sixth of a list
+    request's time. Expiry is only housekeeping (the counts read the entries' own times),
+    so doing it less often changes no answer.
+    """
+
+    STORAGE_SCHEME = ["tasks-api-memory"]  # noqa: RUF012 - limits' registry reads it
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._expire_after = 0.0
+        self._expiry_lock = threading.Lock()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - overrides the private hook
+        now = time.monotonic()
+        if now < self._expire_after or not self._expiry_lock.acquire(blocking=False):
+            return
+        try:
+            self._expire_after = now + 1.0
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+        finally:
+            self._expiry_lock.release()
+
+
+def _storage_uri(app: Flask) -> str:
+    uri = str(app.config["RATELIMIT_STORAGE_URI"])
+    return "tasks-api-memory://" if uri == "memory://" else uri
+
+
+# --- the application limit and the headers ---------------------------------------------
+
+
 def _exempt() -> bool:
-    """Probes, docs and the spec are never limited; nothing is in an app whose
-    RATELIMIT_ENABLED is false (see `init_app`)."""
-    return not request.path.startswith("/api/") or not current_app.config["RATELIMIT_ENABLED"]
+    """Probes, docs and the spec are never limited."""
+    return not request.path.startswith("/api/")
 
 
 def _remember_budget() -> None:
     # Runs right after Flask-Limiter checked the application limit: that is the budget.
-    g.rate_limit_budget = limiter.current_limit
+    limiter = app_limiter(current_app)
+    g.rate_limit_budget = limiter.current_limit if limiter is not None else None
 
 
-def _budget_headers(response: Response) -> Response:
-    """X-RateLimit-* describe the client's budget, not the enumeration guard.
-
-    Flask-Limiter reports the limit it evaluated last: on an id route that is the guard
-    (a shared limit that only counts 404s), which says nothing about the budget. Routes
-    with limits of their own (login, register) keep theirs, and a 429 keeps the headers
-    of the limit that was exceeded.
-    """
-    budget = g.get("rate_limit_budget")
+def _shown_limit(limiter: Limiter, status: int) -> RequestLimit | None:
+    """The limit the headers describe: the one exceeded on a 429; else a route's own limit
+    (login, register, reports), else the budget. Never the enumeration guard (a shared
+    limit that only counts 404s says nothing about what a client may still send)."""
     shown = limiter.current_limit
-    if budget is not None and response.status_code != 429 and (shown is None or shown.shared):
-        response.headers["X-RateLimit-Limit"] = str(budget.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(budget.remaining)
-        response.headers["X-RateLimit-Reset"] = str(int(budget.reset_at))
+    if status == 429 or (shown is not None and not shown.shared):
+        return shown
+    budget: RequestLimit | None = g.get("rate_limit_budget")
+    return budget
+
+
+def _rate_limit_headers(response: Response) -> Response:
+    """X-RateLimit-* on every limited answer, Retry-After on a 429: written here only."""
+    limiter = app_limiter(current_app)
+    if limiter is None or not current_app.config["RATELIMIT_HEADERS_ENABLED"]:
+        return response
+    shown = _shown_limit(limiter, response.status_code)
+    if shown is None:
+        return response
+    try:
+        reset_at, remaining = shown.reset_at, shown.remaining
+    except Exception as error:  # storage outage: the answer goes out without the headers
+        outage(_STORAGE_OUTAGE).failed(error)
+        return response
+    response.headers["X-RateLimit-Limit"] = str(shown.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(reset_at)
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
     return response
 
 
@@ -195,34 +277,35 @@ class _StorageOutageFilter(logging.Filter):
         return True
 
 
-def _route_storage_messages() -> None:
+def _route_storage_messages(limiter: Limiter) -> None:
     logger = limiter.logger
     if not any(isinstance(f, _StorageOutageFilter) for f in logger.filters):
         logger.addFilter(_StorageOutageFilter())
 
 
 def init_app(app: APIFlask) -> None:
+    """Give `app` a limiter of its own (none when its RATELIMIT_ENABLED is false)."""
     # Falling back from memory to memory is meaningless, and Flask-Limiter would call any
     # error raised while evaluating a limit "storage unreachable": only a remote storage
     # (Redis) gets the in-memory fallback.
     if str(app.config["RATELIMIT_STORAGE_URI"]).startswith("memory://"):
         app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = False
-    # Flask-Limiter only ever switches its fallback on (`init_app` ORs the setting into
-    # it): start from off, so this app's setting decides, not a previous app's.
-    limiter._in_memory_fallback_enabled = False
-    _route_storage_messages()
-    # Flask runs after_request hooks in reverse: registered first, this one runs after
-    # Flask-Limiter's own header injection; the before_request hook runs after its check.
-    app.after_request(_budget_headers)
-    # `limiter` is one object per process, and Flask-Limiter keeps RATELIMIT_ENABLED on it:
-    # the last app initialised would switch limits on or off for every app, and an app
-    # initialised with limits off would get none of its hooks (its routes' own limits
-    # would still apply, without Retry-After). So Flask-Limiter is always set up, and each
-    # app's own setting is honoured by `_exempt`.
-    enabled = app.config["RATELIMIT_ENABLED"]
-    app.config["RATELIMIT_ENABLED"] = True
-    try:
+    limiter = None
+    if app.config["RATELIMIT_ENABLED"]:
+        # Flask runs after_request hooks in reverse: registered first, the header writer
+        # runs after Flask-Limiter's own hook has counted the conditional deductions
+        # (failed logins, 404s), so the headers show the counts after this request.
+        app.after_request(_rate_limit_headers)
+        # One budget per client across every route (default limits would give each
+        # route its own). Flask-Limiter writes no headers: `_rate_limit_headers` does.
+        limiter = Limiter(
+            key_func=client_key,
+            application_limits=[default_limit],
+            headers_enabled=False,
+            storage_uri=_storage_uri(app),
+        )
+        limiter.request_filter(_exempt)
         limiter.init_app(app)
-    finally:
-        app.config["RATELIMIT_ENABLED"] = enabled
-    app.before_request(_remember_budget)
+        _route_storage_messages(limiter)
+        app.before_request(_remember_budget)
+    app.extensions[_EXTENSION] = _AppLimits(limiter)

@@ -29,6 +29,7 @@ from prometheus_client import (
 from pythonjsonlogger.json import JsonFormatter
 
 from api.errors import problem
+from api.principal import current_principal
 
 access_log = logging.getLogger("api.access")
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -116,7 +117,7 @@ def _route() -> str:
 def _record(response: Response) -> Response:
     elapsed = time.perf_counter() - g.get("started_at", time.perf_counter())
     route = _route()
-    user = g.get("flask_httpauth_user")
+    principal = current_principal()
     # The message reads on its own in text logs; JSON lines carry the same as fields.
     access_log.info(
         "%s %s %s %.1f ms",
@@ -130,7 +131,8 @@ def _record(response: Response) -> Response:
             "path": request.path,
             "status": response.status_code,
             "duration_ms": round(elapsed * 1000, 2),
-            "user_id": getattr(user, "id", None),
+            "user_id": principal.user_id,
+            "principal": principal.kind.value,
             "client_ip": request.remote_addr,
         },
     )

@@ -2,11 +2,15 @@
 
 Two credentials reach the API:
 
-- **Login tokens** (JWT): `Authorization: Bearer <jwt>`, checked by Flask-JWT-Extended
-  (`verify_jwt_in_request`: signature, expiry, token type, the blocklist). An access token
-  holds every scope of its user's role.
+- **Login tokens** (JWT): `Authorization: Bearer <jwt>`, issued by Flask-JWT-Extended and
+  verified here with PyJWT (signature, expiry, required claims, type, revocation, an
+  active user). An access token holds every scope of its user's role.
 - **API keys**: `X-API-Key: <secret>`. A key acts as its owner with only its own scopes
   (cut down to what the owner's role allows, at each request).
+
+Before anything else reads identity, `resolve_principal` verifies the one credential the
+operation's authentication accepts and stores the principal (`api.principal`): one token
+decode and at most one query per request. Authentication then only reads it.
 
 `requires(scope)` is the one decorator that protects a view: it authenticates (through
 APIFlask auth objects, so the spec shows every accepted scheme), then checks the scope
@@ -17,7 +21,7 @@ requirement and in `x-required-scopes`. Every failure is a problem response: 401
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -25,19 +29,12 @@ import jwt as pyjwt
 from apiflask import APIFlask, APIKeyHeaderAuth, HTTPError, HTTPTokenAuth, MultiAuth
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Response, current_app, g, request
-from flask_jwt_extended import decode_token, verify_jwt_in_request
-from flask_jwt_extended.exceptions import (
-    JWTExtendedException,
-    NoAuthorizationError,
-    RevokedTokenError,
-    UserLookupError,
-    WrongTokenError,
-)
+from flask import Response, current_app, request
 
 from api.errors import ForbiddenError, UnauthorizedError, problem
 from api.extensions import db, jwt
-from api.models import ROLE_SCOPES, Role, Scope, User
+from api.models import MAX_ID, ROLE_SCOPES, Role, Scope, User
+from api.principal import ANONYMOUS, Kind, Principal, current_principal, set_principal
 from api.services import api_keys, tokens
 
 REALM = "tasks-api"
@@ -103,7 +100,13 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return False
 
 
-# --- authentication --------------------------------------------------------------------
+# --- authentication: the principal ----------------------------------------------------
+
+# A token must say what it is and when it dies: one without these is a forgery (or from
+# another issuer), never a token that lives for ever.
+_REQUIRED_CLAIMS = ["exp", "jti", "sub", "type"]
+_TOKEN_TYPES = frozenset({"access", "refresh"})
+_MAX_SUB_LENGTH = len(str(MAX_ID))
 
 
 def _challenge(scheme: str, detail: str | None = None, **params: str) -> str:
@@ -120,56 +123,132 @@ def _auth_failure(detail: str, *, scheme: str = "Bearer", invalid: bool = True) 
     return HTTPError(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-def _authenticated(user: User, scheme: str, scopes: frozenset[str]) -> User:
-    g.auth_scheme, g.auth_scopes = scheme, scopes
-    return user
+class _RefusedError(Exception):
+    """A credential that was sent and is not accepted."""
+
+    def __init__(self, error: HTTPError, claims: Mapping[str, Any] | None = None) -> None:
+        super().__init__(error.message)
+        self.error, self.claims = error, claims or {}
 
 
-def _verify(token: str, refresh: bool) -> User:
-    """Verify the request's bearer token; raise a 401 HTTPError on any failure."""
+def _accepted_credential() -> tuple[Any, str] | None:
+    """The auth object that authenticates this request and the credential it will read.
+
+    The view's auth object (the one `requires` or `auth_required` put in the spec) is
+    chosen the way Flask-HTTPAuth's MultiAuth chooses it at authentication: a Bearer
+    `Authorization` first, else `X-API-Key`. Operations without auth read nothing (HTTP
+    Basic on `login` is the login handler's business).
+    """
+    view = current_app.view_functions.get(request.endpoint or "")
+    auth: Any = getattr(view, "_spec", {}).get("auth")
+    if auth is None or request.method == "OPTIONS":
+        return None
+    if isinstance(auth, MultiAuth):
+        candidates = (auth.main_auth, *auth.additional_auths)
+        compatible = (a for a in candidates if a.is_compatible_auth(request.headers))
+        auth = next(compatible, auth.main_auth)
+    token = getattr(auth.get_auth(), "token", None)
+    return (auth, token) if token else None
+
+
+def resolve_principal() -> None:
+    """Work out who is calling, once, before anything reads it (the limiter first)."""
+    found = _accepted_credential()
+    if found is None:
+        set_principal(ANONYMOUS)
+        return
+    auth, credential = found
     try:
-        verify_jwt_in_request(refresh=refresh)
-    except NoAuthorizationError:
-        raise _auth_failure("A bearer token is required.", invalid=False) from None
-    except pyjwt.ExpiredSignatureError:
-        raise _auth_failure("The token has expired.") from None
-    except RevokedTokenError:
-        if refresh:
-            _end_family_of_reused_refresh_token(token)
-        raise _auth_failure("The token has been revoked.") from None
-    except WrongTokenError:
-        kind = "a refresh" if refresh else "an access"
-        raise _auth_failure(f"This operation needs {kind} token.") from None
-    except UserLookupError:
-        raise _auth_failure("The token's user does not exist or is inactive.") from None
-    except (JWTExtendedException, pyjwt.PyJWTError):
-        raise _auth_failure("The token is invalid.") from None
-    user: User = g._jwt_extended_jwt_user["loaded_user"]
-    return _authenticated(user, "Bearer", ROLE_SCOPES[user.role])
+        if auth is api_key_auth:
+            set_principal(_key_principal(credential))
+        else:
+            set_principal(_token_principal(credential, refresh=auth is refresh_auth))
+    except _RefusedError as refused:
+        set_principal(Principal(refusal=refused.error, claims=refused.claims))
 
 
-def _end_family_of_reused_refresh_token(token: str) -> None:
-    """A rotated refresh token came back: someone holds a copy. End its whole family,
-    so neither the thief nor the owner keeps a session from it."""
-    claims = decode_token(token)  # signature and expiry checked; the blocklist is not
-    tokens.revoke_family(claims)
-    db.session.commit()
-
-
-def _verify_access_token(token: str) -> User:
-    return _verify(token, refresh=False)
-
-
-def _verify_refresh_token(token: str) -> User:
-    return _verify(token, refresh=True)
-
-
-def _verify_api_key(secret: str) -> User:
+def _key_principal(secret: str) -> Principal:
     try:
         user, scopes = api_keys.authenticate(secret)
     except UnauthorizedError as error:
-        raise _auth_failure(error.detail, scheme="ApiKey") from None
-    return _authenticated(user, "ApiKey", scopes)
+        raise _RefusedError(_auth_failure(error.detail, scheme="ApiKey")) from None
+    return Principal(Kind.API_KEY, user, scopes)
+
+
+def decode_token(token: str) -> dict[str, Any]:
+    """The claims of a token this server signed (PyJWT: signature, expiry, required
+    claims); raises `jwt.PyJWTError`."""
+    config = current_app.config
+    claims: dict[str, Any] = pyjwt.decode(
+        token,
+        config["JWT_SECRET_KEY"],
+        algorithms=[config["JWT_ALGORITHM"]],
+        leeway=config["JWT_DECODE_LEEWAY"],
+        options={"require": _REQUIRED_CLAIMS},
+    )
+    return claims
+
+
+def _user_id(sub: Any) -> int | None:
+    """The user id a `sub` claim names: a decimal string of a possible id, else None (a
+    larger number would overflow the database's integer in the query)."""
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit()):
+        return None
+    if len(sub) > _MAX_SUB_LENGTH or not 0 < int(sub) <= MAX_ID:
+        return None
+    return int(sub)
+
+
+def _token_principal(token: str, *, refresh: bool) -> Principal:
+    """Verify a bearer token: signature, expiry, claims, type, revocation, its user."""
+    try:
+        claims = decode_token(token)
+    except pyjwt.ExpiredSignatureError:
+        raise _RefusedError(_auth_failure("The token has expired.")) from None
+    except pyjwt.PyJWTError:
+        raise _RefusedError(_auth_failure("The token is invalid.")) from None
+    user_id = _user_id(claims["sub"])
+    if user_id is None or claims["type"] not in _TOKEN_TYPES:
+        raise _RefusedError(_auth_failure("The token is invalid."))
+    wanted = "refresh" if refresh else "access"
+    if claims["type"] != wanted:
+        kind = "a refresh" if refresh else "an access"
+        raise _RefusedError(_auth_failure(f"This operation needs {kind} token."))
+    user, revoked = tokens.token_user(user_id, claims)
+    if revoked:
+        raise _RefusedError(_auth_failure("The token has been revoked."), claims)
+    if user is None or not user.is_active:
+        raise _RefusedError(_auth_failure("The token's user does not exist or is inactive."))
+    return Principal(Kind.USER, user, frozenset(ROLE_SCOPES[user.role]), claims)
+
+
+def _authenticated() -> User:
+    """The verify callback of every auth object: the principal resolved for this request
+    (its refusal is the 401)."""
+    principal = current_principal()
+    if principal.refusal is not None:
+        raise principal.refusal
+    if principal.user is None:  # resolved without this credential: never accept it
+        raise _auth_failure("The credential was not verified.")
+    return principal.user
+
+
+def _verify_credential(credential: str) -> User:
+    return _authenticated()
+
+
+def _verify_refresh_token(token: str) -> User:
+    principal = current_principal()
+    if principal.refusal is not None and principal.claims:
+        _end_family_of_reused_refresh_token(principal.claims)
+    return _authenticated()
+
+
+def _end_family_of_reused_refresh_token(claims: Mapping[str, Any]) -> None:
+    """A rotated refresh token came back: someone holds a copy. End its whole family,
+    so neither the thief nor the owner keeps a session from it."""
+    tokens.revoke_family(claims)
+    db.session.commit()
 
 
 def _auth_error(error: HTTPError) -> Response:
@@ -184,23 +263,24 @@ def _auth_error(error: HTTPError) -> Response:
     return problem(401, detail, headers={"WWW-Authenticate": _challenge("Bearer")})
 
 
-token_auth.verify_token(_verify_access_token)
+token_auth.verify_token(_verify_credential)
 refresh_auth.verify_token(_verify_refresh_token)
-api_key_auth.verify_token(_verify_api_key)
+api_key_auth.verify_token(_verify_credential)
 for _auth in (token_auth, refresh_auth, api_key_auth):
     _auth.error_processor(_auth_error)
 
 
 def current_user() -> User:
     """The user authenticated for this request (inside a protected view)."""
-    user: User = g.flask_httpauth_user
+    user = current_principal().user
+    if user is None:  # a view protected by `requires` is never reached without one
+        raise RuntimeError("current_user() outside an authenticated request")
     return user
 
 
 def current_scopes() -> frozenset[str]:
     """The scopes of this request's credential."""
-    scopes: frozenset[str] = g.get("auth_scopes", frozenset())
-    return scopes
+    return current_principal().scopes
 
 
 # --- authorization ---------------------------------------------------------------------
@@ -213,7 +293,7 @@ def _authorize(scope: Scope | None, role: Role | None) -> None:
     if role is not None and user.role != role.value:
         raise ForbiddenError(f"Only the {role.value} role can use this operation.")
     if scope is not None and scope.value not in current_scopes():
-        scheme = g.get("auth_scheme", "Bearer")
+        scheme = "ApiKey" if current_principal().kind == Kind.API_KEY else "Bearer"
         challenge = _challenge(scheme, error="insufficient_scope", scope=scope.value)
         raise ForbiddenError(
             f"This credential lacks the scope `{scope.value}` that this operation needs.",
@@ -257,26 +337,11 @@ def requires(
     return decorator
 
 
-# --- Flask-JWT-Extended callbacks ------------------------------------------------------
-
-
-@jwt.user_lookup_loader
-def _load_user(jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> User | None:
-    try:
-        user_id = int(jwt_data["sub"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    user = db.session.get(User, user_id)
-    return user if user is not None and user.is_active else None
-
-
-@jwt.token_in_blocklist_loader
-def _is_revoked(jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> bool:
-    return tokens.is_revoked(jwt_data)
-
-
 def init_app(app: APIFlask) -> None:
+    # Flask-JWT-Extended issues the tokens; `decode_token` verifies them (PyJWT, once).
     jwt.init_app(app)
+    # Before every other before-request step that reads identity (the limiter's).
+    app.before_request(resolve_principal)
     # APIFlask warns when one scheme is registered twice while it collects the schemes
     # of the spec, which happens when `token_auth` guards some operations alone and
     # others inside `token_or_key_auth`. Registered here once, in advance, it is not.

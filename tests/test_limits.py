@@ -18,7 +18,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
-from api.extensions import cache, db, limiter
+from api.extensions import cache, db
+from api.limits import app_limiter
 from api.models import Task, User
 from api.openapi import TasksAPI
 from tests.conftest import PASSWORD, UNREACHABLE_REDIS_URL, bearer, login, make_app
@@ -63,16 +64,8 @@ class Clock:
 
 @contextmanager
 def separate_app(base: TasksAPI, **config: Any) -> Iterator[TasksAPI]:
-    """Another app (a "worker") on the database of `base`, with `config`.
-
-    Flask-Limiter's `limiter` is one object per process, and each `init_app` rebinds its
-    storage, while its key prefix keeps the first app's value. Here the new app gets the
-    limiter as a fresh worker process would (its own prefix and storage), and the limiter
-    is put back afterwards, so the session's app keeps its own counters.
-    """
-    saved = dict(vars(limiter))
-    saved_options = dict(limiter._storage_options)
-    limiter._key_prefix = None  # type: ignore[assignment]
+    """Another app (a "worker") on the database of `base`, with `config` and a limiter
+    of its own, as a fresh worker process would have."""
     other = make_app(base.config["SQLALCHEMY_DATABASE_URI"], **config)
     try:
         yield other
@@ -80,10 +73,6 @@ def separate_app(base: TasksAPI, **config: Any) -> Iterator[TasksAPI]:
         with other.app_context():
             db.session.remove()
             db.engine.dispose()
-        vars(limiter).clear()
-        vars(limiter).update(saved)
-        limiter._storage_options.clear()
-        limiter._storage_options.update(saved_options)
 
 
 @contextmanager
@@ -609,6 +598,8 @@ def test_redis_going_down_mid_test_keeps_limiting(
     client = worker.test_client()
     for _ in range(2):
         assert client.get(TASKS, headers=alice).status_code == 200
+    limiter = app_limiter(worker)
+    assert limiter is not None
     storage: Any = limiter.storage  # limits' RedisStorage: `.storage` is its client
     cut_off(monkeypatch, storage.storage)
     with worker.app_context():

@@ -8,7 +8,7 @@ from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 from flask import url_for
 
-from api.http import NO_STORE
+from api.http import no_store
 from api.pagination import ListHeaders, paginated
 from api.routes import ViewResult, response_links
 from api.security import current_user, requires
@@ -45,8 +45,8 @@ def create_api_key(json_data: dict[str, Any]) -> ViewResult:
     Store `secret` now: only its `prefix` is shown again.
     """
     issued = api_keys.create_key(current_user(), json_data)
-    location = url_for(".get_api_key", key_id=issued.key.id)
-    return issued, 201, {"Location": location, **NO_STORE}
+    no_store()  # the secret is in this answer
+    return issued, 201, {"Location": url_for(".get_api_key", key_id=issued.key.id)}
 
 
 @bp.get("")

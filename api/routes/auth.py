@@ -9,8 +9,9 @@ from apiflask.schemas import EmptySchema
 from flask import request, url_for
 from marshmallow import ValidationError, missing
 
-from api.http import NO_STORE
+from api.http import no_store
 from api.limits import limit_login, password_reset_limit, register_limit
+from api.principal import basic_credentials
 from api.routes import ViewResult, response_links
 from api.security import current_user, refresh_auth, requires
 from api.services import auth, password_reset
@@ -66,9 +67,9 @@ def _credentials(body: Any) -> tuple[str, str]:
     No credentials at all (no body, no Basic) is a 401 with a Basic challenge: the body is
     optional in the spec, so its absence is not a validation error.
     """
-    basic = request.authorization
-    if basic is not None and basic.type == "basic":
-        return basic.username or "", basic.password or ""
+    basic = basic_credentials()
+    if basic is not None:
+        return basic
     if body is missing or body is None:
         raise HTTPError(
             401,
@@ -87,7 +88,7 @@ def _credentials(body: Any) -> tuple[str, str]:
 @bp.input(LoginIn, location="json", validation=False, arg_name="body")
 @bp.output(TokenOut, description="An access and a refresh token.")
 @bp.doc(operation_id="login", security=[{"BasicAuth": []}, {}])
-def login(body: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
+def login(body: Any) -> tuple[dict[str, Any], int]:
     """Log in with username or email and password.
 
     Send `{"login", "password"}` as JSON, or the same as HTTP Basic credentials.
@@ -99,19 +100,21 @@ def login(body: Any) -> tuple[dict[str, Any], int, dict[str, str]]:
     if user is None:
         headers = _BASIC_CHALLENGE if request.authorization is not None else {}
         raise HTTPError(401, "Invalid login or password.", headers=headers)
-    return auth.issue_tokens(user), 200, NO_STORE
+    no_store()
+    return auth.issue_tokens(user), 200
 
 
 @bp.post("/refresh")
 @bp.auth_required(refresh_auth)
 @bp.output(TokenOut, description="A new access and refresh token.")
 @bp.doc(operation_id="refreshToken")
-def refresh_token() -> tuple[dict[str, Any], int, dict[str, str]]:
+def refresh_token() -> tuple[dict[str, Any], int]:
     """Exchange a refresh token for a new token pair.
 
     The refresh token sent is revoked: use the new one next time.
     """
-    return auth.rotate_refresh_token(current_user()), 200, NO_STORE
+    no_store()
+    return auth.rotate_refresh_token(current_user()), 200
 
 
 @bp.post("/logout")

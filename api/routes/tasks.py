@@ -9,14 +9,14 @@ from apiflask.schemas import EmptySchema
 from flask import current_app, url_for
 
 from api.cache import cached
-from api.conditional import ETagHeader, IfMatchHeader, check_if_match, task_etag
+from api.conditional import ETagHeader, IfMatchHeader, check_if_match, task_etag, use_etag
 from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import protected
 from api.models import Scope, Task
 from api.pagination import ListHeaders, paginated
 from api.routes import ViewResult, response_links
 from api.security import current_user, requires
-from api.serialization import compile_dumper
+from api.serialization import compile_dumper, dumped_attributes
 from api.services import tasks
 from schemas.common import LocationHeader
 from schemas.tasks import TaskIn, TaskList, TaskOut, TaskPatchIn, TaskQuery, TaskStatusIn
@@ -34,6 +34,7 @@ class CreatedTaskHeaders(LocationHeader, ETagHeader):
 
 
 _dump_task = compile_dumper(TaskOut())
+_TASK_ATTRIBUTES = dumped_attributes(TaskOut())
 
 _STALE = {
     412: "The task changed since the If-Match ETag was read (or during this request).",
@@ -46,7 +47,8 @@ _REPLAY = {
 
 
 def _with_etag(task: Task, status: int = 200, **headers: str) -> ViewResult:
-    return task, status, {"ETag": task_etag(task), **headers}
+    use_etag(task_etag(task))
+    return task, status, headers
 
 
 def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any]) -> ViewResult:
@@ -73,9 +75,10 @@ def list_tasks(query_data: dict[str, Any]) -> ViewResult:
     Filters combine with AND; repeat `status` or `priority` to match any of several values.
     The body has `data` and `pagination`; the `Link` and `X-Total-Count` headers say the same.
     """
-    body, _, headers = paginated(tasks.list_tasks(current_user(), query_data))
-    # The hot path: rows dumped by a dumper compiled from TaskOut (the same shape as
-    # TaskList, see api.serialization), so APIFlask passes this Response through.
+    page = tasks.list_tasks(current_user(), query_data, _TASK_ATTRIBUTES)
+    body, _, headers = paginated(page)
+    # The hot path: rows (exactly the columns TaskOut reads) dumped by a dumper compiled
+    # from TaskOut, the shape TaskList documents; APIFlask passes this Response through.
     body["data"] = [_dump_task(task) for task in body["data"]]
     response = current_app.json.response(body)
     response.headers.update(headers)

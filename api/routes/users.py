@@ -6,12 +6,12 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
-from flask_jwt_extended import get_jwt
 
 from api.cache import cached
-from api.http import NO_STORE
+from api.http import no_store
 from api.models import Role, Scope
 from api.pagination import ListHeaders, paginated
+from api.principal import current_claims
 from api.routes import ViewResult
 from api.security import current_user, requires
 from api.services import users
@@ -74,7 +74,7 @@ def update_current_user(json_data: dict[str, Any]) -> ViewResult:
     operation_id="changePassword",
     responses={403: "`current_password` is wrong, or missing with a token that is not fresh."},
 )
-def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Change your password.
 
     Send `current_password`, or call with a fresh access token (straight from `login`).
@@ -85,9 +85,10 @@ def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dic
         current_user(),
         json_data["password"],
         json_data.get("current_password"),
-        fresh=bool(get_jwt().get("fresh")),
+        fresh=bool(current_claims().get("fresh")),
     )
-    return pair, 200, NO_STORE
+    no_store()
+    return pair, 200
 
 
 @bp.get("")

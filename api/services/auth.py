@@ -12,13 +12,14 @@ from typing import Any
 
 from blinker import Namespace
 from flask import current_app, has_request_context, request
-from flask_jwt_extended import create_access_token, create_refresh_token, get_jwt
+from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from api.errors import ConflictError, ForbiddenError
 from api.extensions import db
 from api.models import Role, User
+from api.principal import current_claims
 from api.security import hash_password, verify_password
 from api.services import notifications, tokens
 from schemas.common import lower
@@ -111,7 +112,7 @@ def rotate_refresh_token(user: User) -> dict[str, Any]:
     The presented token is revoked; presenting it again later is treated as theft
     (see `api.security`) and ends the whole family.
     """
-    claims = get_jwt()
+    claims = current_claims()
     tokens.revoke(claims["jti"], tokens.Revocation.ROTATED, user.id, tokens.expiry(claims))
     db.session.commit()
     return issue_tokens(user, fresh=False, family=claims["fam"])
@@ -119,5 +120,5 @@ def rotate_refresh_token(user: User) -> dict[str, Any]:
 
 def logout() -> None:
     """End this login session: its access and refresh tokens, rotated or not."""
-    tokens.revoke_family(get_jwt())
+    tokens.revoke_family(current_claims())
     db.session.commit()

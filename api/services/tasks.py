@@ -5,11 +5,28 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select
+import orjson
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Text,
+    and_,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.types import TypeDecorator
 
 from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, PreconditionFailedError
 from api.extensions import db
@@ -83,41 +100,132 @@ def task_filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]
     return conditions
 
 
-def list_tasks(user: User, query: dict[str, Any]) -> Page:
-    """The tasks `user` may see that match `query`, one page of them.
+class _JSONList(TypeDecorator[list[Any]]):
+    """A JSON array computed by the query: text on SQLite, already decoded on PostgreSQL
+    (where an aggregate over no rows is NULL)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[Any]:
+        if value is None:
+            return []
+        return list(orjson.loads(value)) if isinstance(value, str | bytes) else list(value)
+
+
+def _tag_names(dialect: str, page: FromClause) -> ColumnElement[Any]:
+    """The tag names of each task of `page`, alphabetical, as one JSON array (a subquery
+    correlated to the page's rows only: never run for rows that OFFSET skips)."""
+    linked = task_tags.c.task_id == page.c.id
+    if dialect == "postgresql":
+        names = (
+            select(func.json_agg(aggregate_order_by(Tag.name, Tag.name)))
+            .join(task_tags, task_tags.c.tag_id == Tag.id)
+            .where(linked)
+        )
+    else:  # SQLite before 3.44 has no ORDER BY in aggregates: aggregate an ordered list
+        ordered = (
+            select(Tag.name)
+            .join(task_tags, task_tags.c.tag_id == Tag.id)
+            .where(linked)
+            .order_by(Tag.name)
+            .correlate(page)
+            .subquery()
+        )
+        names = select(func.json_group_array(ordered.c.name))
+    return type_coerce(names.scalar_subquery(), _JSONList())
+
+
+# Task attributes that are not columns, and the SQL that computes each for a page.
+_COMPUTED: dict[str, Callable[[str, FromClause], ColumnElement[Any]]] = {"tag_names": _tag_names}
+
+
+def _columns(attributes: tuple[str, ...], dialect: str, rows: FromClause) -> list[Any]:
+    """The SQL for each attribute, read from `rows`: a column, or computed (`_COMPUTED`)."""
+    return [
+        _COMPUTED[name](dialect, rows).label(name) if name in _COMPUTED else rows.c[name]
+        for name in attributes
+    ]
+
+
+@cache
+def _table_columns(attributes: tuple[str, ...], dialect: str) -> tuple[Any, ...]:
+    # Built once per shape: building SQL expressions costs more than running this query.
+    return tuple(_columns(attributes, dialect, Task.__table__))
+
+
+def _ordering(keys: list[tuple[str, bool]], columns: Any) -> list[ColumnElement[Any]]:
+    """ORDER BY `keys` over `columns` (the table's, or a subquery's)."""
+    order = []
+    for name, descending in keys:
+        column = case(_RANK_OF[name], value=columns[name]) if name in _RANK_OF else columns[name]
+        order.append(column.desc() if descending else column.asc())
+    return order
+
+
+def _sort_keys(query: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The query's sort, with ties broken by id (unless it sorts by id already)."""
+    keys: list[tuple[str, bool]] = query["sort"]
+    return keys if any(name == "id" for name, _ in keys) else [*keys, ("id", False)]
+
+
+def list_tasks(user: User, query: dict[str, Any], attributes: tuple[str, ...]) -> Page:
+    """The tasks `user` may see that match `query`, one page of them, as rows that carry
+    `attributes` (and the sort keys), read in one statement: the page, its total and its
+    tags. No ORM objects are built: the rows go straight to a compiled dumper.
 
     `page` skips rows (OFFSET: the deeper, the slower); `after` continues from a cursor
     (keyset: every page costs the same). Either way the page carries the cursor of its
     last row, so a client can switch to keyset paging at any point.
     """
     conditions = task_filters(user, query)
-    keys = [*query["sort"], ("id", False)]
-    order = []
-    for name, descending in keys:
-        column = _SORT_COLUMNS[name]
-        order.append(column.desc() if descending else column.asc())
+    keys = _sort_keys(query)
     page, per_page = query["page"], query["per_page"]
-    # The total rides along with the page (a window count over the filtered rows, before
-    # LIMIT): one round trip instead of two.
-    total_column = func.count().over().label("total")
-    stmt = select(Task, total_column).where(*conditions).order_by(*order).limit(per_page)
+    wanted = tuple(dict.fromkeys([*attributes, *(name for name, _ in keys)]))
+    table = Task.__table__.c
+    # The total of the whole filtered list (cursor or not) as an uncorrelated subquery:
+    # computed once per statement, where a window count would sort every matching row.
+    total = (
+        select(func.count()).select_from(Task).where(*conditions).correlate(None)
+    ).scalar_subquery()
+    dialect = db.session.get_bind().dialect.name
     keyset = "after" in query
-    if keyset:
-        stmt = stmt.where(_after(keys, _decode_cursor(query, keys)))
+    skipped = 0 if keyset else (page - 1) * per_page
+    if skipped == 0:  # the first page, or any page after a cursor: nothing to skip
+        stmt = (
+            select(*_table_columns(wanted, dialect), total.label("total"))
+            .where(*conditions)
+            .order_by(*_ordering(keys, table))
+            .limit(per_page)
+        )
+        if keyset:
+            stmt = stmt.where(_after(keys, _decode_cursor(query, keys)))
     else:
-        stmt = stmt.offset((page - 1) * per_page)
+        # The page first, then its tags: computed in the SELECT list, they would be
+        # computed for every row that OFFSET skips too.
+        found = (
+            select(*(table[name] for name in wanted if name not in _COMPUTED), total.label("total"))
+            .where(*conditions)
+            .order_by(*_ordering(keys, table))
+            .limit(per_page)
+            .offset(skipped)
+            .subquery("page")
+        )
+        stmt = select(*_columns(wanted, dialect, found), found.c.total).order_by(
+            *_ordering(keys, found.c)
+        )
     rows = db.session.execute(stmt).all()
-    items = [row[0] for row in rows]
-    if rows and not keyset:
-        total = int(rows[0].total)
+    if rows:
+        count = int(rows[0].total)
     elif page == 1 and not keyset:
-        total = 0
-    else:  # past the end, or after a cursor (whose window counts only what follows it)
-        total = db.session.scalar(select(func.count(Task.id)).where(*conditions)) or 0
+        count = 0
+    else:  # past the end: no row brought the total along
+        count = db.session.scalar(select(func.count(Task.id)).where(*conditions)) or 0
+    items = list(rows)
     cursor = (
         _encode_cursor(keys, items[-1]) if len(items) == per_page and _keyset_ok(keys) else None
     )
-    return Page(items, page, per_page, total, keyset=True, next_cursor=cursor)
+    return Page(items, page, per_page, count, keyset=True, next_cursor=cursor)
 
 
 # --- keyset cursors ----------------------------------------------------------------------
@@ -131,14 +239,14 @@ def _keyset_ok(keys: list[tuple[str, bool]]) -> bool:
     return not any(name in _NULLABLE_SORT_KEYS for name, _ in keys)
 
 
-def _key_value(task: Task, name: str) -> Any:
+def _key_value(task: Any, name: str) -> Any:
     value = getattr(task, name)
     if name in _RANK_OF:
         return _RANK_OF[name][value]
     return value.isoformat() if name in _DATETIME_KEYS else value
 
 
-def _encode_cursor(keys: list[tuple[str, bool]], task: Task) -> str:
+def _encode_cursor(keys: list[tuple[str, bool]], task: Any) -> str:
     signature = ",".join(("-" if d else "") + n for n, d in keys)
     payload = [signature, [_key_value(task, name) for name, _ in keys]]
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()

@@ -22,14 +22,14 @@ catch-up, at most `REVOCATION_SYNC_SECONDS` later.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
 from flask import current_app
 from redis import Redis, RedisError
-from sqlalchemy import delete, event, select
+from sqlalchemy import bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
 from api.extensions import db, redis_client
@@ -58,7 +58,7 @@ class Entry(NamedTuple):
     expires_at: datetime
 
 
-def expiry(claims: dict[str, Any]) -> datetime:
+def expiry(claims: Mapping[str, Any]) -> datetime:
     return datetime.fromtimestamp(claims["exp"], UTC)
 
 
@@ -90,7 +90,7 @@ def revoke(key: str, kind: Revocation, user_id: int, expires_at: datetime) -> No
     db.session.info.setdefault(_PENDING, []).append(entry)
 
 
-def revoke_family(claims: dict[str, Any]) -> None:
+def revoke_family(claims: Mapping[str, Any]) -> None:
     """Revoke every token of the family of `claims`. The entry lives as long as a token
     issued now would: every token of the family was issued earlier (rotations included,
     so not from `claims["iat"]`: a later refresh token would outlive that)."""
@@ -154,7 +154,7 @@ def _write(client: Redis, entries: Iterable[Entry]) -> None:
 # --- checking --------------------------------------------------------------------------
 
 
-def token_keys(claims: dict[str, Any]) -> list[str]:
+def token_keys(claims: Mapping[str, Any]) -> list[str]:
     """The blocklist keys that can revoke a token with these claims."""
     keys = [claims.get("jti"), claims.get("fam")]
     if "sub" in claims:
@@ -163,30 +163,40 @@ def token_keys(claims: dict[str, Any]) -> list[str]:
     return [key for key in keys if isinstance(key, str) and key]
 
 
-def is_revoked(claims: dict[str, Any]) -> bool:
-    """True if the token, its family or its generation is revoked.
+# Built once: this runs on every authenticated request (without Redis).
+_TOKEN_USER = (
+    select(User, RevokedToken.token_type, RevokedToken.revoked_at)
+    .outerjoin(RevokedToken, RevokedToken.jti.in_(bindparam("keys", expanding=True)))
+    .where(User.id == bindparam("user_id"))
+)
 
-    A refresh token rotated moments ago still counts as live for
-    `REFRESH_REUSE_GRACE_SECONDS`, so two tabs refreshing at once both succeed.
-    """
+
+def token_user(user_id: int, claims: Mapping[str, Any]) -> tuple[User | None, bool]:
+    """The user a verified token names and whether the token is revoked, in one round
+    trip: the user row with its revocation entries joined, or the user alone when Redis
+    answers for the revocations."""
     keys = token_keys(claims)
     found = _from_redis(keys)
-    if found is None:
-        found = _from_database(keys)
-    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
-    return any(
-        kind != Revocation.ROTATED or clock.now() - revoked_at > grace for kind, revoked_at in found
-    )
+    if found is not None:
+        return db.session.get(User, user_id), _revokes(found)
+    rows = db.session.execute(_TOKEN_USER, {"user_id": user_id, "keys": keys}).all()
+    if not rows:
+        return None, False
+    entries = [(Revocation(kind), at) for _, kind, at in rows if kind is not None]
+    return rows[0][0], _revokes(entries)
 
 
 Found = list[tuple[Revocation, datetime]]
 
 
-def _from_database(keys: list[str]) -> Found:
-    rows = db.session.execute(
-        select(RevokedToken.token_type, RevokedToken.revoked_at).where(RevokedToken.jti.in_(keys))
+def _revokes(found: Found) -> bool:
+    """Whether any of these entries revokes the token. A refresh token rotated moments
+    ago still counts as live for `REFRESH_REUSE_GRACE_SECONDS`, so two tabs refreshing at
+    once both succeed."""
+    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    return any(
+        kind != Revocation.ROTATED or clock.now() - revoked_at > grace for kind, revoked_at in found
     )
-    return [(Revocation(kind), revoked_at) for kind, revoked_at in rows]
 
 
 def _from_redis(keys: list[str]) -> Found | None:

@@ -1,33 +1,35 @@
-"""FastAPI + uvicorn with a pydantic response model: the same query and JSON as
-`listTasks`, no auth or limits."""
+"""FastAPI + pydantic: `GET /api/v1/tasks` with the same token check, user lookup, data
+and body as the app's `listTasks` (see bench.baselines), as a response model."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import FastAPI
-from pydantic import BaseModel
-from sqlalchemy import create_engine
+from fastapi import FastAPI, Header, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from bench.baselines import COUNT, TAGS, TASKS
+from bench.baselines import PATH, pagination, sessions, task_page, verified_user
 
-engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 app = FastAPI()
+# The app writes RFC 3339 with `+00:00`, as `datetime.isoformat` does (pydantic: `Z`).
+Moment = Annotated[datetime, PlainSerializer(lambda value: value.isoformat(), return_type=str)]
 
 
 class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     title: str
     description: str | None
     status: str
     priority: str
-    due_date: datetime | None
-    tags: list[str]
+    due_date: Moment | None
+    tags: list[str] = Field(validation_alias="tag_names")
     owner_id: int
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
+    created_at: Moment
+    updated_at: Moment
+    completed_at: Moment | None
     version: int
 
 
@@ -38,6 +40,7 @@ class Pagination(BaseModel):
     pages: int
     next: str | None
     prev: str | None
+    next_cursor: str | None
 
 
 class TaskList(BaseModel):
@@ -45,22 +48,22 @@ class TaskList(BaseModel):
     pagination: Pagination
 
 
-@app.get("/tasks", response_model=TaskList)
-def list_tasks(owner: int = 1, page: int = 1, per_page: int = 20) -> TaskList:
+@app.get(PATH, response_model=TaskList)
+def list_tasks(
+    request: Request,
+    page: int = 1,
+    per_page: int = 20,
+    authorization: Annotated[str | None, Header()] = None,
+) -> TaskList:
     # A sync endpoint: FastAPI runs it in its thread pool, as a blocking driver needs.
-    with engine.connect() as conn:
-        rows = conn.execute(
-            TASKS, {"owner": owner, "limit": per_page, "offset": (page - 1) * per_page}
-        ).all()
-        tags: dict[int, list[str]] = {}
-        for task_id, name in conn.execute(TAGS, {"ids": [row.id for row in rows]}):
-            tags.setdefault(task_id, []).append(name)
-        total = conn.execute(COUNT, {"owner": owner}).scalar_one()
-    data = [TaskOut(**row._mapping, tags=tags.get(row.id, [])) for row in rows]
-    pages = -(-total // per_page)
-    return TaskList(
-        data=data,
-        pagination=Pagination(
-            page=page, per_page=per_page, total=total, pages=pages, next=None, prev=None
-        ),
-    )
+    with sessions() as session:
+        user = verified_user(session, authorization)
+        if user is None:
+            raise HTTPException(401)
+        tasks, total = task_page(session, user.id, page, per_page)
+        return TaskList(
+            data=[TaskOut.model_validate(task) for task in tasks],
+            pagination=Pagination(
+                **pagination(tasks, total, page, per_page, request.query_params.multi_items())
+            ),
+        )

@@ -1,17 +1,15 @@
-"""Raw Flask + SQLAlchemy Core: the same list query and JSON as `listTasks`, with no auth,
-limits, validation or schemas. What the framework stack costs is measured against this."""
+"""Raw Flask + SQLAlchemy: `GET /api/v1/tasks` with the same token check, user lookup,
+data and body as the app's `listTasks` (see bench.baselines), nothing else."""
 
 from __future__ import annotations
 
-import os
+import json
 from typing import Any
 
-from flask import Flask, jsonify, request
-from sqlalchemy import create_engine
+from flask import Flask, Response, request
 
-from bench.baselines import COUNT, TAGS, TASKS
+from bench.baselines import PATH, pagination, sessions, task_page, verified_user
 
-engine = create_engine(os.environ["DATABASE_URL"], pool_pre_ping=True)
 app = Flask(__name__)
 
 
@@ -19,46 +17,36 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if value is not None else None
 
 
-@app.get("/tasks")
-def list_tasks() -> Any:
-    owner = int(request.args.get("owner", "1"))
+@app.get(PATH)
+def list_tasks() -> Response:
     page, per_page = int(request.args.get("page", "1")), int(request.args.get("per_page", "20"))
-    with engine.connect() as conn:
-        rows = conn.execute(
-            TASKS, {"owner": owner, "limit": per_page, "offset": (page - 1) * per_page}
-        ).all()
-        tags: dict[int, list[str]] = {}
-        for task_id, name in conn.execute(TAGS, {"ids": [row.id for row in rows]}):
-            tags.setdefault(task_id, []).append(name)
-        total = conn.execute(COUNT, {"owner": owner}).scalar_one()
-    data = [
-        {
-            "id": row.id,
-            "title": row.title,
-            "description": row.description,
-            "status": row.status,
-            "priority": row.priority,
-            "due_date": _iso(row.due_date),
-            "tags": tags.get(row.id, []),
-            "owner_id": row.owner_id,
-            "created_at": _iso(row.created_at),
-            "updated_at": _iso(row.updated_at),
-            "completed_at": _iso(row.completed_at),
-            "version": row.version,
-        }
-        for row in rows
-    ]
-    pages = -(-total // per_page)
-    return jsonify(
-        {
+    with sessions() as session:
+        user = verified_user(session, request.headers.get("Authorization"))
+        if user is None:
+            return Response(status=401)
+        tasks, total = task_page(session, user.id, page, per_page)
+        data = [
+            {
+                "id": task.id,
+                "title": task.title,
+                "description": task.description,
+                "status": task.status,
+                "priority": task.priority,
+                "due_date": _iso(task.due_date),
+                "tags": [tag.name for tag in task.tags],
+                "owner_id": task.owner_id,
+                "created_at": _iso(task.created_at),
+                "updated_at": _iso(task.updated_at),
+                "completed_at": _iso(task.completed_at),
+                "version": task.version,
+            }
+            for task in tasks
+        ]
+        body = {
             "data": data,
-            "pagination": {
-                "page": page,
-                "per_page": per_page,
-                "total": total,
-                "pages": pages,
-                "next": None,
-                "prev": None,
-            },
+            "pagination": pagination(
+                tasks, total, page, per_page, list(request.args.items(multi=True))
+            ),
         }
-    )
+    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(payload, mimetype="application/json")

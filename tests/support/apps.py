@@ -1,59 +1,33 @@
 """Apps built inside a test (not the session `app` fixture), and undoing what they change.
 
-`create_app` changes process-wide state: Flask-Limiter's `limiter` is one object for
-every app in the process (each `init_app` points its storage at the newest app's
-backend and merges its storage options), and logging goes through one root handler.
-`isolated_process_state` puts both back, so an app made for one test (say, on a Redis
-that the test then kills) never leaks into the tests after it.
+`create_app` changes one piece of process-wide state: logging goes through one root
+handler. `isolated_process_state` puts it back, so an app made for one test never leaks
+into the tests after it. (Rate limits need no such care: each app has its own limiter.)
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from api.extensions import db, limiter
+from api.extensions import db
 from api.models import Role, User
 from api.openapi import TasksAPI
 from api.security import hash_password
 from tests.conftest import PASSWORD, make_app
 
-# What `Limiter.init_app` and a storage outage change on the shared limiter: where the
-# counters live, the in-memory fallback and its health-check state. (Not the limits,
-# filters and exemptions that modules register on it at import time.)
-_LIMITER_STORAGE = (
-    "_storage",
-    "_storage_options",
-    "_limiter",
-    "_storage_dead",
-    "_in_memory_fallback_enabled",
-    "_fallback_storage",
-    "_fallback_limiter",
-    "_Limiter__check_backend_count",
-    "_Limiter__last_check_backend",
-)
-
 
 @contextmanager
 def isolated_process_state() -> Iterator[None]:
-    """Restore the shared limiter and the root logger after the block."""
-    saved_limiter = {
-        key: copy.copy(value) for key, value in vars(limiter).items() if key in _LIMITER_STORAGE
-    }
+    """Restore the root logger after the block."""
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level
     try:
         yield
     finally:
-        for key in _LIMITER_STORAGE:
-            if key in saved_limiter:
-                setattr(limiter, key, saved_limiter[key])
-            else:
-                vars(limiter).pop(key, None)
         root.handlers = saved_handlers
         root.setLevel(saved_level)
 
