@@ -14,7 +14,7 @@ from sqlalchemy import select
 from api.errors import ConflictError
 from api.extensions import db
 from api.models import Role, Task, User
-from api.services import auth, idempotency, jobs, tasks, tokens
+from api.services import auth, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
@@ -51,12 +51,15 @@ def init_app(app: APIFlask) -> None:
 
     @app.cli.command("purge-expired")
     def purge_expired() -> None:
-        """Delete expired idempotency records, revocations and jobs (run it daily, e.g. cron)."""
+        """Delete expired idempotency records, revocations, jobs and events (run it daily,
+        e.g. cron; events are also purged by the `events.purge` job)."""
         records = idempotency.purge_expired()
         revocations = tokens.purge_expired()
         expired_jobs = jobs.purge_expired()
+        old_events = events.purge_expired()
         click.echo(
-            f"purged {records} idempotency records, {revocations} revocations, {expired_jobs} jobs"
+            f"purged {records} idempotency records, {revocations} revocations, {old_events} "
+            f"events, {expired_jobs} jobs"
         )
 
     jobs_group = AppGroup("jobs", help="Background jobs.")

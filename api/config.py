@@ -117,6 +117,25 @@ class Config:
     # Prefix of every broker key, so several deployments (or test runs) share one Redis.
     CELERY_KEY_PREFIX = ""
 
+    # Events (the sync feed, webhooks) are kept this long; the `events.purge` job, run
+    # every EVENT_PURGE_INTERVAL_SECONDS, deletes older ones. An older cursor is a 410.
+    EVENT_RETENTION_DAYS = 30
+    EVENT_PURGE_INTERVAL_SECONDS = 3600
+
+    # Webhooks. Deliveries to loopback, private, link-local and metadata addresses are
+    # refused unless this is true (development and tests only: it opens the door to SSRF).
+    WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    # A delivery is retried with exponential backoff (and jitter) for about a day:
+    # attempt n waits WEBHOOK_RETRY_BASE_SECONDS * 2**(n-1), capped, for at most
+    # WEBHOOK_MAX_ATTEMPTS attempts in all.
+    WEBHOOK_MAX_ATTEMPTS = 15
+    WEBHOOK_RETRY_BASE_SECONDS = 5.0
+    WEBHOOK_RETRY_MAX_SECONDS = 4 * 3600.0
+    # This many failed deliveries in a row disable a webhook, and its owner is emailed.
+    WEBHOOK_DISABLE_AFTER_FAILURES = 20
+    WEBHOOK_CONNECT_TIMEOUT = 3.0
+    WEBHOOK_TIMEOUT = 10.0
+
     # Strict-Transport-Security max-age; 0 sends no header (production sets a year).
     HSTS_SECONDS = 0
 
@@ -239,6 +258,10 @@ _INT_KEYS = {
     "JOB_MAX_ATTEMPTS",
     "JOB_RESULT_TTL",
     "CELERY_VISIBILITY_TIMEOUT",
+    "EVENT_RETENTION_DAYS",
+    "EVENT_PURGE_INTERVAL_SECONDS",
+    "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_DISABLE_AFTER_FAILURES",
 }
 _FLOAT_KEYS = {
     "REDIS_SOCKET_TIMEOUT",
@@ -246,6 +269,10 @@ _FLOAT_KEYS = {
     "JOB_HEARTBEAT_SECONDS",
     "JOB_STALE_SECONDS",
     "JOB_RETRY_BACKOFF_SECONDS",
+    "WEBHOOK_RETRY_BASE_SECONDS",
+    "WEBHOOK_RETRY_MAX_SECONDS",
+    "WEBHOOK_CONNECT_TIMEOUT",
+    "WEBHOOK_TIMEOUT",
 }
 _SECONDS_KEYS = {"JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES"}
 _JSON_KEYS = {"SQLALCHEMY_ENGINE_OPTIONS", "SERVERS", "RATELIMIT_STORAGE_OPTIONS"}

@@ -19,7 +19,7 @@ from redis import Redis
 
 from api.config import ConfigError
 from api.jobs.executors import run_in_context
-from api.jobs.runner import due_job_ids, requeue_orphans
+from api.jobs.runner import due_job_ids, requeue_orphans, schedule_recurring
 from api.services.health import check_redis
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ def make_celery(app: Flask) -> Celery:
             return
         with app.app_context():
             requeue_orphans()
+            schedule_recurring()
             due = due_job_ids(limit=10_000)
         for job_id in due:
             run_job_task.apply_async(args=[job_id])

@@ -3,10 +3,12 @@ so a job acts on the current state (a deleted task or user: nothing to send)."""
 
 from __future__ import annotations
 
+from flask import current_app
+
 from api.extensions import db
-from api.jobs import Output, job_kind
+from api.jobs import Output, RunAgain, job_kind
 from api.models import Job, Task, User
-from api.services import notifications, password_reset, reports
+from api.services import events, notifications, password_reset, reports
 from api.services.email import send_templated
 
 
@@ -49,3 +51,9 @@ def task_created_email(job: Job) -> None:
 @job_kind(password_reset.RESET_JOB)
 def password_reset_email(job: Job) -> None:
     password_reset.send_reset_email(job.params["email"])
+
+
+@job_kind(events.PURGE_JOB, recurring=True)
+def purge_events(job: Job) -> None:
+    purged = events.purge_expired()
+    raise RunAgain(current_app.config["EVENT_PURGE_INTERVAL_SECONDS"], f"purged {purged} events")

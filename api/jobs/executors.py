@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask
 
-from api.jobs.runner import Outcome, due_job_ids, requeue_orphans, run_job
+from api.jobs.runner import Outcome, due_job_ids, requeue_orphans, run_job, schedule_recurring
 from api.services.later import after_response
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class InlineExecutor:
 
     def _run(self, job_id: int) -> None:
         outcome = run_in_context(self.app, job_id)
-        while outcome.ran and outcome.retry_in is not None:
+        while outcome.ran and outcome.retry_in is not None and not outcome.scheduled:
             time.sleep(outcome.retry_in)
             outcome = run_in_context(self.app, job_id)
 
@@ -96,6 +96,11 @@ class ThreadExecutor:
 
     def _poll(self) -> None:
         interval = self.app.config["JOBS_POLL_SECONDS"]
+        try:
+            with self.app.app_context():
+                schedule_recurring()
+        except Exception:
+            log.exception("jobs poller: cannot schedule the recurring jobs")
         while True:
             try:
                 with self.app.app_context():
