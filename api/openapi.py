@@ -23,6 +23,7 @@ from flask import Blueprint, render_template_string
 
 from api.conditional import ETAGS_PATTERN, MAX_ETAGS_LENGTH
 from api.models import MAX_ID
+from api.openapi_webhooks import add_webhooks
 from schemas.common import Problem, ValidationProblem
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
@@ -190,6 +191,7 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
     if not isinstance(spec, dict):
         raise TypeError("SPEC_FORMAT must be json: finish_spec edits a dict")
+    add_webhooks(spec)
     headers = spec.setdefault("components", {}).setdefault("headers", {})
     for name, (description, required) in _HEADERS.items():
         kind = "string" if name == "X-Request-ID" else "integer"

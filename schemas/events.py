@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from apiflask import Schema, fields, validators
 from marshmallow import RAISE
 
 from api.models import MAX_ID, EventType
 from api.services.events import CURSOR_PATTERN, event_cursor
 from schemas.common import MAX_PER_PAGE, Enum, Pattern
+from schemas.tasks import TaskOut
 
 _CURSOR_EXAMPLE = "000000000000002a006929a5c0"
 
@@ -79,3 +82,51 @@ class EventList(Schema):
 
 class DeletedResource(Schema):
     id = fields.Integer(required=True, metadata={"example": 42})
+
+
+class PingData(Schema):
+    webhook_id = fields.Integer(required=True, metadata={"example": 3})
+
+
+PING = "webhook.ping"
+
+# The `data` of each type of webhook payload, as the API shows that resource elsewhere.
+# (`attachment.created` joins with `AttachmentOut`, registered by the attachments module.)
+EVENT_DATA: dict[str, type[Schema]] = {
+    EventType.TASK_CREATED.value: TaskOut,
+    EventType.TASK_UPDATED.value: TaskOut,
+    EventType.TASK_STATUS_CHANGED.value: TaskOut,
+    EventType.TASK_DELETED.value: DeletedResource,
+    EventType.ATTACHMENT_DELETED.value: DeletedResource,
+    PING: PingData,
+}
+
+
+def payload_name(event_type: str) -> str:
+    """`task.status_changed` -> `TaskStatusChangedEvent`."""
+    return "".join(part.title() for part in re.split(r"[._]", event_type)) + "Event"
+
+
+def payload_schema(event_type: str) -> type[Schema]:
+    """The body of a delivery of `event_type`: `{type, timestamp, event_id, data}`."""
+    fields_ = {
+        "type": fields.String(
+            required=True,
+            validate=validators.OneOf([event_type]),
+            metadata={"example": event_type},
+        ),
+        "timestamp": fields.DateTime(
+            required=True, metadata={"description": "When the event occurred."}
+        ),
+        "event_id": fields.String(
+            required=True,
+            allow_none=True,
+            metadata={
+                "description": "The event's `id` in `listEvents` (a cursor); null for a ping.",
+                "example": _CURSOR_EXAMPLE,
+            },
+        ),
+        "data": fields.Nested(EVENT_DATA[event_type], required=True),
+    }
+    schema: type[Schema] = Schema.from_dict(fields_, name=payload_name(event_type))
+    return schema

@@ -38,8 +38,9 @@ def init_app(app: APIFlask) -> None:
         tags,
         tasks,
         users,
+        webhooks,
     )
 
-    modules = (auth, users, api_keys, tasks, tags, events, reports, jobs, admin, health)
+    modules = (auth, users, api_keys, tasks, tags, events, webhooks, reports, jobs, admin, health)
     for module in modules:
         app.register_blueprint(module.bp)
