@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from apiflask import Schema, fields, validators
 from marshmallow import RAISE
+from marshmallow import Schema as MarshmallowSchema
 
 from api.models import MAX_ID, EventType
 from api.services.events import CURSOR_PATTERN, event_cursor
@@ -107,9 +109,9 @@ def payload_name(event_type: str) -> str:
     return "".join(part.title() for part in re.split(r"[._]", event_type)) + "Event"
 
 
-def payload_schema(event_type: str) -> type[Schema]:
+def payload_schema(event_type: str) -> type[MarshmallowSchema]:
     """The body of a delivery of `event_type`: `{type, timestamp, event_id, data}`."""
-    fields_ = {
+    fields_: dict[str, Any] = {
         "type": fields.String(
             required=True,
             validate=validators.OneOf([event_type]),
@@ -128,5 +130,4 @@ def payload_schema(event_type: str) -> type[Schema]:
         ),
         "data": fields.Nested(EVENT_DATA[event_type], required=True),
     }
-    schema: type[Schema] = Schema.from_dict(fields_, name=payload_name(event_type))
-    return schema
+    return Schema.from_dict(fields_, name=payload_name(event_type))
