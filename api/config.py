@@ -128,7 +128,7 @@ class Config:
     # A delivery is retried with exponential backoff (and jitter) for about a day:
     # attempt n waits WEBHOOK_RETRY_BASE_SECONDS * 2**(n-1), capped, for at most
     # WEBHOOK_MAX_ATTEMPTS attempts in all.
-    WEBHOOK_MAX_ATTEMPTS = 15
+    WEBHOOK_MAX_ATTEMPTS = 18
     WEBHOOK_RETRY_BASE_SECONDS = 5.0
     WEBHOOK_RETRY_MAX_SECONDS = 4 * 3600.0
     # This many failed deliveries in a row disable a webhook, and its owner is emailed.

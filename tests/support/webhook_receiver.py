@@ -30,6 +30,8 @@ class Receiver:
     url: str
     secrets: list[str] = field(default_factory=list)
     received: list[Received] = field(default_factory=list)
+    # Every request's webhook-id, answered 2xx or not.
+    attempts: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     default_status: int = 200
@@ -56,6 +58,7 @@ def webhook_receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
+            receiver.attempts.append(headers.get("webhook-id", ""))
             receiver.requests.release()
             if receiver.hold is not None:
                 receiver.hold.wait(timeout=30)
