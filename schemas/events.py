@@ -27,7 +27,6 @@ class EventQuery(Schema):
             "description": "Continue after this position: the `next_cursor` of the last "
             "answer, or an event's `id`. Left out: from the oldest event kept. A cursor older "
             "than the retention window is a 410 (resync in full).",
-            "example": _CURSOR_EXAMPLE,
         },
     )
     types = fields.List(
