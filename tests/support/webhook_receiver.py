@@ -74,11 +74,14 @@ def webhook_receiver() -> Iterator[Receiver]:
             self._answer(status, json.dumps({"status": status, "pad": "x" * 2000}).encode())
 
         def _answer(self, status: int, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the sender is gone (a killed worker): nobody to answer
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""
