@@ -133,7 +133,14 @@ def test_users_see_only_their_own_events_admins_any(
 
 @pytest.mark.parametrize(
     "params",
-    [{"after": "nope"}, {"after": "f" * 26}, {"types": "task.exploded"}, {"per_page": 0}, {"x": 1}],
+    [
+        {"after": "nope"},
+        {"after": "f" * 26},  # a date past year 9999
+        {"after": "f" * 16 + "0069300000"},  # an id past 64 bits
+        {"types": "task.exploded"},
+        {"per_page": 0},
+        {"x": 1},
+    ],
 )
 def test_bad_parameters_are_422(client: FlaskClient, alice: Headers, params: Json) -> None:
     body = problem(client.get(EVENTS, query_string=params, headers=alice), 422)

@@ -28,6 +28,7 @@ after it may be gone, and the client must resync in full.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,15 +44,18 @@ from schemas.tasks import TaskOut
 log = logging.getLogger(__name__)
 
 PURGE_JOB = "events.purge"
-# Any constant shared by every writer; the second key space of pg_advisory_xact_lock is
-# free for other uses. ("TaskEvnt" in ASCII.)
+# The advisory lock's key: one 64-bit constant that every writer of events shares
+# ("TaskEvnt" in ASCII, unlikely to collide with another application's lock).
 _EVENT_ORDER_LOCK = 0x5461736B45766E74
+# Ids are 64-bit (BIGINT): a larger one in a cursor cannot exist.
+_MAX_EVENT_ID = 2**63 - 1
+Listener = Callable[[Event], None]
 # Hooks run after an event is added (webhooks fan it out to their subscriptions, in the
 # same transaction). A registry, so this module imports none of its users.
-_LISTENERS: list[Any] = []
+_LISTENERS: list[Listener] = []
 
 
-def on_record(listener: Any) -> Any:
+def on_record(listener: Listener) -> Listener:
     """Call `listener(event)` for every recorded event, in the recording transaction."""
     _LISTENERS.append(listener)
     return listener
@@ -119,7 +123,10 @@ def event_cursor(event: Event) -> str:
 
 def _decode_cursor(cursor: str) -> tuple[int, datetime]:
     try:
-        return int(cursor[:16], 16), datetime.fromtimestamp(int(cursor[16:], 16), tz=UTC)
+        event_id = int(cursor[:16], 16)
+        if event_id > _MAX_EVENT_ID:
+            raise ValueError(event_id)
+        return event_id, datetime.fromtimestamp(int(cursor[16:], 16), tz=UTC)
     except (ValueError, OverflowError, OSError) as error:
         raise InvalidFieldError(
             "after", "Not a cursor of this feed (an event id or a next_cursor).", location="query"

@@ -221,7 +221,10 @@ def _record(delivery_id: int, webhook_id: int, attempt: Attempt) -> None:
         .where(Webhook.id == webhook_id)
         .values(consecutive_failures=Webhook.consecutive_failures + 1)
         .returning(Webhook.consecutive_failures)
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if failures is None:  # the webhook was deleted meanwhile (its deliveries with it)
+        db.session.rollback()
+        return
     if delivery.last_error is None:
         delivery.last_error = f"The receiver answered {attempt.status_code}."
     disable_for = None
