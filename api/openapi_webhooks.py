@@ -15,18 +15,30 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from schemas.events import EVENT_DATA, payload_name, payload_schema
 
-_HEADERS = {
+# name: (description, JSON schema): the signature headers, as the server sends them.
+_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "webhook-id": (
         "The message id: the same on every attempt of this delivery (drop duplicates by it).",
-        "msg_2Yx0c1G4xVq3Yb9mA6cQ8JpN",
+        {"maxLength": 64, "pattern": "^msg_[A-Za-z0-9_-]{24}$"},
     ),
-    "webhook-timestamp": ("When this attempt was sent (Unix seconds).", "1764670000"),
+    "webhook-timestamp": (
+        "When this attempt was sent (Unix seconds).",
+        {"maxLength": 12, "pattern": "^[0-9]{1,12}$"},
+    ),
     "webhook-signature": (
         "`v1,` and the base64 HMAC-SHA256, under your secret, of "
         "`<webhook-id>.<webhook-timestamp>.<body>`; space-separated when two secrets sign "
         "(for 24 h after a rotation). Verify with any Standard Webhooks library.",
-        "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+        {
+            "maxLength": 95,
+            "pattern": "^v1,[A-Za-z0-9+/]{43}=( v1,[A-Za-z0-9+/]{43}=)?$",
+        },
     ),
+}
+_EXAMPLES = {
+    "webhook-id": "msg_2Yx0c1G4xVq3Yb9mA6cQ8JpN",
+    "webhook-timestamp": "1764670000",
+    "webhook-signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
 }
 _DESCRIPTION = (
     "Sent to each of your webhooks subscribed to `{type}`, as a JSON POST signed per "
@@ -59,9 +71,9 @@ def _entry(event_type: str) -> dict[str, Any]:
                     "name": header,
                     "required": True,
                     "description": description,
-                    "schema": {"type": "string", "example": example},
+                    "schema": {"type": "string", **schema, "example": _EXAMPLES[header]},
                 }
-                for header, (description, example) in _HEADERS.items()
+                for header, (description, schema) in _HEADERS.items()
             ],
             "requestBody": {
                 "required": True,

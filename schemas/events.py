@@ -22,7 +22,10 @@ class EventQuery(Schema):
         unknown = RAISE
 
     after = fields.String(
-        validate=Pattern(CURSOR_PATTERN, error="Not a cursor of this feed."),
+        validate=[
+            validators.Length(min=26, max=26),
+            Pattern(CURSOR_PATTERN, error="Not a cursor of this feed."),
+        ],
         metadata={
             "description": "Continue after this position: the `next_cursor` of the last "
             "answer, or an event's `id`. Left out: from the oldest event kept. A cursor older "

@@ -9,6 +9,7 @@ test runs on the thread executor, the default backend.
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,7 +98,7 @@ def stream(receiver: Receiver) -> list[tuple[str, Json]]:
 
 @pytest.mark.usefixtures("private_targets")
 def test_a_session_reaches_every_webhook_once_in_order_as_in_the_feed(
-    client: FlaskClient, alice: Headers
+    app: TasksAPI, client: FlaskClient, alice: Headers
 ) -> None:
     with webhook_receiver() as first, webhook_receiver() as second:
         hooks = [subscribe(client, alice, first), subscribe(client, alice, second)]
@@ -117,7 +118,12 @@ def test_a_session_reaches_every_webhook_once_in_order_as_in_the_feed(
         assert all(len(d["last_response_body"]) == 1024 for d in recorded)  # kept: 1 KiB
         assert sorted(d["message_id"] for d in recorded) == sorted(ids)
     assert not set(first.message_ids()) & set(second.message_ids())
+    documented = app.spec["webhooks"]["task.created"]["post"]["parameters"]
     for received in first.received:
+        for header in documented:  # the signature headers, as the spec describes them
+            value = received.headers[header["name"]]
+            assert re.fullmatch(header["schema"]["pattern"], value), (header["name"], value)
+            assert len(value) <= header["schema"]["maxLength"]
         assert received.headers["content-type"] == "application/json"
         assert received.headers["user-agent"].startswith("TasksAPI-Webhooks")
 

@@ -81,7 +81,11 @@ def create_webhook(json_data: dict[str, Any]) -> ViewResult:
 @bp.output(WebhookList, headers=ListHeaders, description="One page of your webhooks.")
 @bp.doc(operation_id="listWebhooks")
 def list_webhooks(query_data: dict[str, Any]) -> ViewResult:
-    """List your webhooks (never their secrets), oldest first."""
+    """List your webhooks (never their secrets).
+
+    Oldest first, with the events each receives and whether it is active (and if the server
+    disabled it, why).
+    """
     return paginated(webhooks.list_webhooks(current_user(), query_data))
 
 
@@ -103,7 +107,11 @@ def get_webhook(webhook_id: int) -> ViewResult:
 @bp.output(WebhookOut)
 @bp.doc(operation_id="updateWebhook")
 def update_webhook(webhook_id: int, json_data: dict[str, Any]) -> ViewResult:
-    """Change a webhook's URL, events or description, or switch it on or off."""
+    """Change a webhook's URL, events or description, or switch it on or off.
+
+    Send at least one field. `is_active: true` re-enables a webhook the server disabled and
+    forgets its failures; redeliver what it missed with `redeliverWebhookDelivery`.
+    """
     return webhooks.update_webhook(_owned(webhook_id), json_data)
 
 
@@ -112,7 +120,10 @@ def update_webhook(webhook_id: int, json_data: dict[str, Any]) -> ViewResult:
 @bp.output(EmptySchema, status_code=204, description="Deleted: nothing more is sent.")
 @bp.doc(operation_id="deleteWebhook")
 def delete_webhook(webhook_id: int) -> ViewResult:
-    """Delete a webhook and its delivery history."""
+    """Delete a webhook and its delivery history.
+
+    Nothing more is sent to it, pending retries included; the answer is 204 with no body.
+    """
     webhooks.delete_webhook(_owned(webhook_id))
     return "", 204
 
@@ -137,7 +148,11 @@ def rotate_webhook_secret(webhook_id: int) -> ViewResult:
 @bp.output(DeliveryOut, status_code=202, description=_DELIVERY_QUEUED)
 @bp.doc(operation_id="pingWebhook")
 def ping_webhook(webhook_id: int) -> ViewResult:
-    """Send a test delivery (`webhook.ping`) to a webhook."""
+    """Send a test delivery (`webhook.ping`) to a webhook.
+
+    It is signed and retried like any event, whichever events the webhook receives; follow
+    it in `listWebhookDeliveries`.
+    """
     return webhooks.ping(_owned(webhook_id)), 202
 
 
@@ -162,6 +177,10 @@ def list_webhook_deliveries(webhook_id: int, query_data: dict[str, Any]) -> View
     responses={409: "The delivery is still pending, or the webhook is disabled."},
 )
 def redeliver_webhook_delivery(webhook_id: int, delivery_id: int) -> ViewResult:
-    """Send a delivery again, with the same `webhook-id`."""
+    """Send a delivery again, with the same `webhook-id`.
+
+    For one that was delivered or failed for good (a 409 while it is still pending, or
+    while the webhook is disabled); it is then retried like a new one.
+    """
     webhook = _owned(webhook_id)
     return webhooks.redeliver(webhook, webhooks.get_delivery(webhook, delivery_id)), 202
