@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -337,3 +338,25 @@ def test_deliveries_run_on_the_thread_executor(tmp_path: Path, clock: Clock) -> 
         finally:
             app.extensions["jobs"].shutdown()
             dispose(app)
+
+
+@pytest.mark.usefixtures("private_targets")
+def test_a_receiver_that_answers_too_slowly_is_a_failed_attempt(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: Headers,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WEBHOOK_TIMEOUT bounds the whole exchange, however the receiver dawdles."""
+    monkeypatch.setitem(app.config, "WEBHOOK_TIMEOUT", 0.3)
+    webhook = subscribe(client, alice, receiver, ["task.created"])
+    receiver.hold = threading.Event()  # it reads the request, then says nothing
+    started = time.monotonic()
+    settled(client.post(TASKS, json={"title": "Slow"}, headers=alice))
+    assert time.monotonic() - started < 2
+    [slow] = deliveries(client, alice, webhook)
+    assert slow["status"] == "pending"
+    assert slow["last_status_code"] is None
+    assert slow["last_error"] == "No complete answer within 0.3 s."
+    assert len(receiver.attempts) == 1

@@ -25,10 +25,11 @@ import json
 import logging
 import random
 import ssl
-import time
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -96,37 +97,58 @@ def _pinned(url: str, address: str, port: int) -> str:
 
 
 def send(url: str, headers: dict[str, str], body: bytes) -> Attempt:
-    """POST once, following no redirect: connect within WEBHOOK_CONNECT_TIMEOUT, and give
-    up on an answer once WEBHOOK_TIMEOUT has passed. Keeps at most 1 KiB of the body."""
+    """POST once, following no redirect: connect within WEBHOOK_CONNECT_TIMEOUT, and have
+    the answer within WEBHOOK_TIMEOUT in all. Keeps at most 1 KiB of the body.
+
+    httpx's timeouts bound each read and write, not the exchange (a receiver could drip a
+    byte at a time), so the exchange runs on a thread of its own and is abandoned at the
+    deadline; the abandoned thread ends at its next timeout.
+    """
     config = current_app.config
     try:
         target = resolve(url)
     except RefusedTargetError as refused:
         return Attempt(error=f"Refused target: {refused}")
     total = config["WEBHOOK_TIMEOUT"]
-    deadline = time.monotonic() + total
     timeout = httpx.Timeout(total, connect=config["WEBHOOK_CONNECT_TIMEOUT"])
-    extensions = {"sni_hostname": target.host} if url.startswith("https") else {}
-    headers = {**headers, "Host": urlsplit(url).netloc, "User-Agent": _USER_AGENT}
-    pinned = _pinned(url, target.address, target.port)
+    request = {
+        "url": _pinned(url, target.address, target.port),
+        "content": body,
+        "headers": {**headers, "Host": urlsplit(url).netloc, "User-Agent": _USER_AGENT},
+        "extensions": {"sni_hostname": target.host} if url.startswith("https") else {},
+    }
+    outcome: list[Attempt] = []
+    exchange = threading.Thread(
+        target=lambda: outcome.append(_exchange(request, timeout)),
+        name="webhook-exchange",
+        daemon=True,
+    )
+    exchange.start()
+    exchange.join(total)
+    if not outcome:
+        return Attempt(error=f"No complete answer within {total:g} s.")
+    return outcome[0]
+
+
+def _exchange(request: dict[str, Any], timeout: httpx.Timeout) -> Attempt:
     try:
         with (
             httpx.Client(
                 timeout=timeout, follow_redirects=False, trust_env=False, verify=_tls()
             ) as client,
-            client.stream(
-                "POST", pinned, content=body, headers=headers, extensions=extensions
-            ) as response,
+            client.stream("POST", **request) as response,
         ):
             kept = b""
             for chunk in response.iter_bytes():
                 kept += chunk
-                if len(kept) >= MAX_KEPT_BODY or time.monotonic() > deadline:
+                if len(kept) >= MAX_KEPT_BODY:
                     break
             text = kept[:MAX_KEPT_BODY].decode("utf-8", errors="replace")
             return Attempt(status_code=response.status_code, body=text)
     except httpx.TimeoutException:
-        return Attempt(error=f"Timed out (connect {timeout.connect} s, total {total} s).")
+        return Attempt(
+            error=f"Timed out (connect {timeout.connect:g} s, total {timeout.read:g} s)."
+        )
     except httpx.HTTPError as error:
         return Attempt(error=f"{type(error).__name__}: {error}"[:500])
 
