@@ -15,7 +15,7 @@ from api.errors import ConflictError
 from api.extensions import db
 from api.jobs import workers
 from api.models import Role, Task, User
-from api.services import auth, idempotency, jobs, tasks, tokens
+from api.services import auth, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
@@ -52,14 +52,16 @@ def init_app(app: APIFlask) -> None:
 
     @app.cli.command("purge-expired")
     def purge_expired() -> None:
-        """Delete expired idempotency records, revocations and jobs (run it daily, e.g. cron)."""
+        """Delete expired idempotency records, revocations, jobs and events (run it daily,
+        e.g. cron; events are also purged by the `events.purge` job)."""
         records = idempotency.purge_expired()
         revocations = tokens.purge_expired()
         expired_jobs = jobs.purge_expired()
+        old_events = events.purge_expired()
         silent = workers.purge_silent()
         click.echo(
-            f"purged {records} idempotency records, {revocations} revocations, {expired_jobs} jobs"
-            f", {silent} heartbeats of stopped workers"
+            f"purged {records} idempotency records, {revocations} revocations, {old_events} "
+            f"events, {expired_jobs} jobs, {silent} heartbeats of stopped workers"
         )
 
     jobs_group = AppGroup("jobs", help="Background jobs.")

@@ -204,6 +204,16 @@ SETTINGS: tuple[Setting, ...] = (
     S("CELERY_QUEUE", TEXT, "tasks-api-jobs", "Queue the jobs go to."),
     S("CELERY_VISIBILITY_TIMEOUT", INT, 3600, "Redis broker: seconds before an unacknowledged message (its worker died) is delivered again."),
     S("CELERY_KEY_PREFIX", TEXT, "", "Redis broker: prefix of every broker key (several deployments on one Redis)."),
+    # Events and webhooks
+    S("EVENT_RETENTION_DAYS", INT, 30, "Days an event stays replayable in `listEvents` (an older cursor is a 410); the `events.purge` job deletes older ones."),
+    S("EVENT_PURGE_INTERVAL_SECONDS", INT, 3600, "How often the `events.purge` job runs."),
+    S("WEBHOOK_ALLOW_PRIVATE_TARGETS", BOOL, False, "Deliver to loopback, private, link-local and metadata addresses (development and tests only: it opens the door to SSRF)."),
+    S("WEBHOOK_MAX_ATTEMPTS", INT, 18, "Delivery attempts in all; attempt n waits `WEBHOOK_RETRY_BASE_SECONDS * 2**(n-1)` (capped, with jitter): about a day."),
+    S("WEBHOOK_RETRY_BASE_SECONDS", FLOAT, 5.0, "First delivery retry delay, doubled each time."),
+    S("WEBHOOK_RETRY_MAX_SECONDS", FLOAT, 4 * 3600.0, "Longest delay between two delivery attempts."),
+    S("WEBHOOK_DISABLE_AFTER_FAILURES", INT, 20, "Failed deliveries in a row that disable a webhook (its owner is emailed)."),
+    S("WEBHOOK_CONNECT_TIMEOUT", FLOAT, 3.0, "Seconds to connect to a webhook receiver."),
+    S("WEBHOOK_TIMEOUT", FLOAT, 10.0, "Seconds one delivery may take in all."),
     # Rate limits (Flask-Limiter's own RATELIMIT_* keys)
     S("RATELIMIT_ENABLED", BOOL, True, "`false` switches every limit off (load tests, fuzzing)."),
     S("RATELIMIT_STORAGE_URI", TEXT, "memory://", "Limit counters' storage; with `REDIS_URL` set and this unset, Redis.", shown="`memory://` (or `REDIS_URL`)"),

@@ -23,6 +23,7 @@ from flask import Blueprint, render_template_string
 
 from api.conditional import ETAGS_PATTERN, MAX_ETAGS_LENGTH
 from api.models import MAX_ID
+from api.openapi_webhooks import add_webhooks
 from schemas.common import Problem, ValidationProblem
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
@@ -43,10 +44,15 @@ the whole session). For scripts and integrations, create an API key (`createApiK
 and send it as `X-API-Key` (`ApiKeyAuth`).
 
 **Scopes.** Each operation lists the scope it needs in `x-required-scopes` and in its
-security requirements: `tasks:read`, `tasks:write`, `reports:write`, `users:read`,
-`users:write`. A login token holds every scope of your role (users: `tasks:*` and
-`reports:write`; admins: all); an API key holds only the scopes it was created with.
-A missing scope is a 403 naming it.
+security requirements: `tasks:read`, `tasks:write`, `reports:write`, `webhooks:read`,
+`webhooks:write`, `users:read`, `users:write`. A login token holds every scope of your role
+(users: `tasks:*`, `reports:write` and `webhooks:*`; admins: all); an API key holds only the
+scopes it was created with. A missing scope is a 403 naming it.
+
+**Events and webhooks.** Every change to your tasks is an event: follow them with
+`listEvents` (incremental sync from a stored cursor), or subscribe a URL with
+`createWebhook` to have them POSTed to you, signed per Standard Webhooks. Each payload is
+described under `webhooks` in this document.
 
 **Errors** are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
 (`application/problem+json`) with the request's `request_id`; validation errors list
@@ -190,6 +196,7 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
     """Apply the rules shared by every operation (see the module docstring)."""
     if not isinstance(spec, dict):
         raise TypeError("SPEC_FORMAT must be json: finish_spec edits a dict")
+    add_webhooks(spec)
     headers = spec.setdefault("components", {}).setdefault("headers", {})
     for name, (description, required) in _HEADERS.items():
         kind = "string" if name == "X-Request-ID" else "integer"

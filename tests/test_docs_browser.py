@@ -1,8 +1,8 @@
 """/docs in a real browser (tier `chromium`): Debian's headless Chromium driven by Playwright.
 
 The page loads from a live server with every request that leaves 127.0.0.1 blocked and
-recorded; every tag and operation of the spec must render, no request may fail or be
-blocked, and a person's first session must work: Authorize with a real token, then
+recorded; every tag and operation of the spec (and every webhook) must render, no request
+may fail or be blocked, and a person's first session must work: Authorize with a real token, then
 "Try it out" -> Execute on `listTasks`, which shows a 200 with the user's tasks.
 A screenshot goes to test-artifacts/ (git-ignored) or $TEST_ARTIFACTS.
 """
@@ -77,6 +77,12 @@ def spec_operations() -> dict[str, str]:
     }
 
 
+def spec_webhooks() -> list[str]:
+    """The operationIds of the spec's top-level `webhooks` (the event payloads)."""
+    spec = json.loads(SPEC_FILE.read_text())
+    return [item["post"]["operationId"] for item in spec["webhooks"].values()]
+
+
 def block_id(tag: str, operation_id: str) -> str:
     """The id Swagger UI gives an operation's block: its deep link, where each whitespace
     character of the tag becomes `_` (`API keys` -> `operations-API_keys-listApiKeys`)."""
@@ -141,7 +147,11 @@ def test_docs_render_and_try_it_out_works_offline(
         block = page.locator(f"#{block_id(tag, operation_id)}")
         expect(block).to_be_visible()
         expect(block.locator(".opblock-summary-operation-id")).to_have_text(operation_id)
-    assert page.locator(".opblock").count() == len(operations)
+    # and every webhook (an event's payload), in Swagger UI's own Webhooks section
+    webhooks = spec_webhooks()
+    for operation_id in webhooks:
+        expect(page.locator(f"#operations-webhooks-{operation_id}")).to_be_visible()
+    assert page.locator(".opblock").count() == len(operations) + len(webhooks)
 
     # Authorize with a real token (BearerAuth)
     page.locator("button.authorize").first.click()
@@ -174,3 +184,21 @@ def test_docs_render_and_try_it_out_works_offline(
     assert blocked == [], "the docs page must not leave this server"
     assert failed == []
     assert bad_responses == []
+
+
+def test_redoc_shows_every_webhook(browser: BrowserContext, live_server: LiveServer) -> None:
+    """Redoc lists each event payload of the spec's `webhooks` with its summary."""
+    spec = json.loads(SPEC_FILE.read_text())
+    page: Page = browser.new_page()
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if urlsplit(route.request.url).hostname == "127.0.0.1"
+            else route.abort()
+        ),
+    )
+    page.goto(f"{live_server.url}/redoc", wait_until="networkidle")
+    for item in spec["webhooks"].values():
+        expect(page.get_by_text(item["post"]["summary"]).first).to_be_attached()
+    page.close()

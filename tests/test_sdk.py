@@ -81,7 +81,8 @@ def snake_case(name: str) -> str:
 def test_method_names_come_from_the_operation_ids(sdk: ModuleType) -> None:
     api = importlib.import_module(f"{PACKAGE}.api")
     assert submodules(api) == {
-        "auth", "users", "api_keys", "tasks", "tags", "reports", "jobs", "admin", "health"
+        "auth", "users", "api_keys", "tasks", "tags", "events", "webhooks", "reports", "jobs",
+        "admin", "health",
     }  # fmt: skip
     # one module per tag, one function module per operation, named after its operationId
     spec = json.loads(SPEC_FILE.read_text())

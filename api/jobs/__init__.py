@@ -37,13 +37,18 @@ class Output:
 
 Handler = Callable[[Job], Output | None]
 KINDS: dict[str, Handler] = {}
+# Kinds that run forever on a schedule: one such job is kept queued (see `RunAgain`).
+RECURRING: set[str] = set()
 
 
-def job_kind(name: str) -> Callable[[Handler], Handler]:
-    """Register `handler` as the code that runs jobs of kind `name`."""
+def job_kind(name: str, *, recurring: bool = False) -> Callable[[Handler], Handler]:
+    """Register `handler` as the code that runs jobs of kind `name`. A `recurring` kind's
+    handler ends each run with `RunAgain`; the executors keep one such job queued."""
 
     def register(handler: Handler) -> Handler:
         KINDS[name] = handler
+        if recurring:
+            RECURRING.add(name)
         return handler
 
     return register
@@ -51,6 +56,20 @@ def job_kind(name: str) -> Callable[[Handler], Handler]:
 
 class TransientJobError(Exception):
     """A failure worth retrying (a service was briefly unavailable)."""
+
+
+class RunAgain(Exception):  # noqa: N818 - an instruction, not an error
+    """Raised by a handler: put the job back in the queue, due in `delay` seconds.
+
+    For work with a schedule of its own (a webhook's backoff over a day, a periodic purge),
+    unlike a transient failure's short retries: it does not count against JOB_MAX_ATTEMPTS,
+    the thread executor's poller and Celery's countdown run it when due, and the inline
+    executor leaves it queued (nothing waits for it).
+    """
+
+    def __init__(self, delay: float, reason: str) -> None:
+        super().__init__(reason)
+        self.delay = delay
 
 
 class Executor(Protocol):

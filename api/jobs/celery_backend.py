@@ -20,7 +20,7 @@ from kombu import connection as kombu_connection
 
 from api.config import DECLARED, ConfigError, broker_url
 from api.jobs.executors import run_in_context
-from api.jobs.runner import due_job_ids, requeue_orphans
+from api.jobs.runner import due_job_ids, requeue_orphans, schedule_recurring
 from api.jobs.workers import Heartbeat
 from api.services.health import failed_check
 
@@ -108,6 +108,7 @@ def make_celery(app: Flask) -> Celery:
         heartbeat["stop"] = Heartbeat(app, "celery").start_thread()
         with app.app_context():
             requeue_orphans()
+            schedule_recurring()
             due = due_job_ids(limit=10_000)
         for job_id in due:
             run_job_task.apply_async(args=[job_id])

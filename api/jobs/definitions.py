@@ -3,10 +3,19 @@ so a job acts on the current state (a deleted task or user: nothing to send)."""
 
 from __future__ import annotations
 
+from flask import current_app
+
 from api.extensions import db
-from api.jobs import Output, job_kind
-from api.models import Job, Task, User
-from api.services import notifications, password_reset, reports
+from api.jobs import Output, RunAgain, job_kind
+from api.models import Job, Task, User, Webhook
+from api.services import (
+    events,
+    notifications,
+    password_reset,
+    reports,
+    webhook_deliveries,
+    webhooks,
+)
 from api.services.email import send_templated
 
 
@@ -49,3 +58,23 @@ def task_created_email(job: Job) -> None:
 @job_kind(password_reset.RESET_JOB)
 def password_reset_email(job: Job) -> None:
     password_reset.send_reset_email(job.params["email"])
+
+
+@job_kind(events.PURGE_JOB, recurring=True)
+def purge_events(job: Job) -> None:
+    purged = events.purge_expired()
+    raise RunAgain(current_app.config["EVENT_PURGE_INTERVAL_SECONDS"], f"purged {purged} events")
+
+
+@job_kind(webhooks.DELIVER_JOB)
+def deliver_webhook(job: Job) -> None:
+    webhook_deliveries.deliver(job.params["delivery_id"])
+
+
+@job_kind(webhooks.DISABLED_EMAIL_JOB)
+def webhook_disabled_email(job: Job) -> None:
+    webhook = db.session.get(Webhook, job.params["webhook_id"])
+    user = _active_user(webhook.owner_id) if webhook is not None else None
+    if webhook is not None and user is not None and not webhook.is_active:
+        subject = f"Webhook {webhook.id} disabled"
+        send_templated(user.email, subject, "webhook_disabled", user=user, webhook=webhook)

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from api.jobs.runner import Outcome, due_job_ids, requeue_orphans, run_job
+from api.jobs.runner import Outcome, due_job_ids, requeue_orphans, run_job, schedule_recurring
 from api.jobs.workers import Heartbeat
 from api.outage import outage
 from api.services.later import after_response
@@ -42,7 +42,7 @@ class InlineExecutor:
 
     def _run(self, job_id: int) -> None:
         outcome = run_in_context(self.app, job_id)
-        while outcome.ran and outcome.retry_in is not None:
+        while outcome.ran and outcome.retry_in is not None and not outcome.scheduled:
             time.sleep(outcome.retry_in)
             outcome = run_in_context(self.app, job_id)
 
@@ -109,9 +109,14 @@ class ThreadExecutor:
         interval = self.app.config["JOBS_POLL_SECONDS"]
         with self.app.app_context():
             database = outage("jobs poller: the jobs table")
+        scheduled = False
         while True:
             try:
                 with self.app.app_context():
+                    if not scheduled:
+                        # Once per process, as soon as the database answers.
+                        schedule_recurring()
+                        scheduled = True
                     self.heartbeat.beat_if_due()
                     requeue_orphans()
                     due = due_job_ids()

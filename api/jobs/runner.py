@@ -25,11 +25,11 @@ from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from api.extensions import db
-from api.jobs import KINDS, Output, TransientJobError
+from api.jobs import KINDS, RECURRING, Output, RunAgain, TransientJobError
 from api.models import Job, JobStatus
 from api.observability import JOBS_FINISHED
 from api.services import clock
-from api.services.jobs import counts_by_status, result_expiry
+from api.services.jobs import counts_by_status, enqueue, result_expiry
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,9 @@ class Outcome:
     # Submit it again after this many seconds (a retry, or another process runs it and
     # might die); None: nothing more to do.
     retry_in: float | None = None
+    # The handler scheduled the next run itself (`RunAgain`): due at `retry_in`, not worth
+    # waiting for in the foreground.
+    scheduled: bool = False
 
 
 def _stale_before() -> Any:
@@ -169,6 +172,17 @@ def _not_claimed(job_id: int) -> Outcome:
 
 def _failed(job_id: int, kind: str, attempt: int, error: Exception, started: float) -> Outcome:
     config = current_app.config
+    if isinstance(error, RunAgain):
+        log.info("job %s (%s) runs again in %.1f s: %s", job_id, kind, error.delay, error)
+        _record(
+            job_id,
+            attempt,
+            status=JobStatus.QUEUED.value,
+            error=_describe(error),
+            run_after=clock.now() + timedelta(seconds=error.delay),
+            heartbeat_at=None,
+        )
+        return Outcome(ran=True, retry_in=error.delay, scheduled=True)
     if isinstance(error, TRANSIENT_ERRORS) and attempt < config["JOB_MAX_ATTEMPTS"]:
         delay = config["JOB_RETRY_BACKOFF_SECONDS"] * 2 ** (attempt - 1)
         log.warning(
@@ -250,6 +264,19 @@ def requeue_orphans() -> int:
     if result.rowcount:
         log.warning("re-queued %s orphaned job(s)", result.rowcount)
     return int(result.rowcount or 0)
+
+
+def schedule_recurring() -> None:
+    """Queue a job of each recurring kind that has none queued or running (at start-up;
+    two processes starting at once may queue two, which run harmlessly side by side)."""
+    live = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+    running = set(
+        db.session.scalars(select(Job.kind).where(Job.kind.in_(RECURRING), Job.status.in_(live)))
+    )
+    missing = sorted(RECURRING - running)
+    db.session.rollback()
+    for kind in missing:
+        enqueue(kind, {})
 
 
 def due_job_ids(limit: int = 100) -> list[int]:

@@ -18,13 +18,23 @@ class Scope(StrEnum):
     REPORTS_WRITE = "reports:write"
     USERS_READ = "users:read"
     USERS_WRITE = "users:write"
+    WEBHOOKS_READ = "webhooks:read"
+    WEBHOOKS_WRITE = "webhooks:write"
 
 
 # What each role may do. A login token holds every scope of its user's role; an API key
 # holds the scopes it was created with, cut down to its owner's role at each request (so
 # demoting an admin takes `users:*` from their keys at once).
 ROLE_SCOPES: dict[str, frozenset[Scope]] = {
-    Role.USER.value: frozenset({Scope.TASKS_READ, Scope.TASKS_WRITE, Scope.REPORTS_WRITE}),
+    Role.USER.value: frozenset(
+        {
+            Scope.TASKS_READ,
+            Scope.TASKS_WRITE,
+            Scope.REPORTS_WRITE,
+            Scope.WEBHOOKS_READ,
+            Scope.WEBHOOKS_WRITE,
+        }
+    ),
     Role.ADMIN.value: frozenset(Scope),
 }
 

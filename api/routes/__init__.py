@@ -27,7 +27,20 @@ def response_links(noun: str, parameter: str, *operation_ids: str) -> dict[str, 
 
 
 def init_app(app: APIFlask) -> None:
-    from api.routes import admin, api_keys, auth, health, jobs, reports, tags, tasks, users
+    from api.routes import (
+        admin,
+        api_keys,
+        auth,
+        events,
+        health,
+        jobs,
+        reports,
+        tags,
+        tasks,
+        users,
+        webhooks,
+    )
 
-    for module in (auth, users, api_keys, tasks, tags, reports, jobs, admin, health):
+    modules = (auth, users, api_keys, tasks, tags, events, webhooks, reports, jobs, admin, health)
+    for module in modules:
         app.register_blueprint(module.bp)

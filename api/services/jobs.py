@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app, g, has_app_context
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm import Session
 
 from api.errors import ConflictError, GoneError, NotFoundError
 from api.extensions import db
@@ -23,6 +24,44 @@ def enqueue(kind: str, params: dict[str, Any], owner_id: int | None = None) -> J
     return job
 
 
+def _new_job(kind: str, params: dict[str, Any], owner_id: int | None) -> Job:
+    request_id = g.get("request_id") if has_app_context() else None
+    return Job(
+        kind=kind,
+        params=dict(params),
+        owner_id=owner_id,
+        status=JobStatus.QUEUED.value,
+        created_at=clock.now(),
+        request_id=request_id,
+    )
+
+
+def enqueue_with_transaction(kind: str, params: dict[str, Any]) -> Job:
+    """Queue a job in the current transaction: it exists if and only if the transaction
+    commits (an outbox), and the executor hears of it once it has."""
+    job = _new_job(kind, params, None)
+    db.session.add(job)
+    db.session.flush()
+    db.session.info.setdefault(_SUBMIT_ON_COMMIT, []).append(job.id)
+    return job
+
+
+_SUBMIT_ON_COMMIT = "jobs_to_submit_on_commit"
+
+
+@event.listens_for(Session, "after_commit")
+def _submit_committed(session: Session) -> None:
+    from api.jobs import executor
+
+    for job_id in session.info.pop(_SUBMIT_ON_COMMIT, []):
+        executor().submit(job_id)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    session.info.pop(_SUBMIT_ON_COMMIT, None)
+
+
 def enqueue_each(
     kind: str, params: Sequence[dict[str, Any]], owner_id: int | None = None
 ) -> list[Job]:
@@ -33,18 +72,7 @@ def enqueue_each(
     """
     from api.jobs import executor
 
-    request_id = g.get("request_id") if has_app_context() else None
-    jobs = [
-        Job(
-            kind=kind,
-            params=dict(entry),
-            owner_id=owner_id,
-            status=JobStatus.QUEUED.value,
-            created_at=clock.now(),
-            request_id=request_id,
-        )
-        for entry in params
-    ]
+    jobs = [_new_job(kind, entry, owner_id) for entry in params]
     db.session.add_all(jobs)
     db.session.commit()
     for job in jobs:

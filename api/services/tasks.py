@@ -30,9 +30,9 @@ from sqlalchemy.types import TypeDecorator
 
 from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, PreconditionFailedError
 from api.extensions import db
-from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
+from api.models import MAX_ID, EventType, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
-from api.services import notifications
+from api.services import events, notifications
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
@@ -319,8 +319,17 @@ def _apply(task: Task, changes: dict[str, Any], now: datetime) -> None:
 
 
 def _commit() -> None:
+    _stale_is_412(db.session.commit)
+
+
+def _flush() -> None:
+    # Before recording the change's event: the UPDATE's version check runs here.
+    _stale_is_412(db.session.flush)
+
+
+def _stale_is_412(write: Callable[[], None]) -> None:
     try:
-        db.session.commit()
+        write()
     except StaleDataError:
         db.session.rollback()
         raise PreconditionFailedError(
@@ -333,6 +342,8 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
     task = Task(owner_id=user.id, created_at=now)
     _apply(task, data, now)
     db.session.add(task)
+    db.session.flush()
+    events.record(EventType.TASK_CREATED, user.id, events.task_data(task))
     _commit()
     notifications.task_created(user, task)
     return task
@@ -340,12 +351,16 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
 
 def update_task(task: Task, changes: dict[str, Any]) -> Task:
     """Change some fields (PATCH, and PUT with a whole task)."""
+    status_before = task.status
     _apply(task, changes, _now())
+    _flush()
+    events.record_task_change(task, changes, status_before)
     _commit()
     return task
 
 
 def delete_task(task: Task) -> None:
+    events.record(EventType.TASK_DELETED, task.owner_id, {"id": task.id})
     db.session.delete(task)
     _commit()
 
