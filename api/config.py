@@ -75,6 +75,9 @@ class Config:
     # revocations whose Redis write failed while Redis was unreachable.
     REVOCATION_SYNC_SECONDS = 60
 
+    # Passwords scoring below this (zxcvbn, 0..4) are refused: 3 is about 10^8 guesses.
+    PASSWORD_MIN_SCORE = 3
+
     # Password reset tokens are single use and live this long.
     PASSWORD_RESET_TTL_SECONDS = 15 * 60
 
@@ -211,6 +214,9 @@ class ProductionConfig(Config):
     # Empty: production must get them from the environment (check_secrets refuses "").
     SECRET_KEY = ""  # nosec B105
     JWT_SECRET_KEY = ""  # nosec B105
+    # Empty: production must choose (check_secrets refuses ""). The console backend prints
+    # every email, password-reset tokens included, to the log: only when asked for by name.
+    MAIL_BACKEND = ""
 
 
 PROFILES: dict[str, type[Config]] = {
@@ -233,6 +239,7 @@ _INT_KEYS = {
     "CACHE_DEFAULT_TIMEOUT",
     "REVOCATION_SYNC_SECONDS",
     "PASSWORD_RESET_TTL_SECONDS",
+    "PASSWORD_MIN_SCORE",
     "MAIL_PORT",
     "MAIL_TIMEOUT",
     "JOBS_THREADS",
@@ -303,7 +310,8 @@ def use_redis(settings: dict[str, Any], explicit: set[str]) -> None:
 
 
 def check_secrets(settings: dict[str, Any]) -> None:
-    """Refuse to run production with a missing, default or short secret."""
+    """Refuse to run production with a missing, default or short secret, no mail backend
+    chosen, or public metrics."""
     if settings.get("ENV_NAME") != "production":
         return
     for key in ("SECRET_KEY", "JWT_SECRET_KEY"):
@@ -316,3 +324,12 @@ def check_secrets(settings: dict[str, Any]) -> None:
             raise ConfigError(f"{key} is shorter than {MIN_SECRET_BYTES} bytes")
     if settings.get("DEBUG"):
         raise ConfigError("DEBUG must be off in production")
+    if not settings.get("MAIL_BACKEND"):
+        raise ConfigError(
+            "MAIL_BACKEND is not set: choose one for production (smtp; console only if "
+            "printing every email, password-reset tokens included, to the log is what you want)"
+        )
+    if settings.get("METRICS_ENABLED") and not settings.get("METRICS_TOKEN"):
+        raise ConfigError(
+            "METRICS_ENABLED needs METRICS_TOKEN in production: without it /metrics is public"
+        )

@@ -6,7 +6,6 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
-from flask_jwt_extended import get_jwt
 
 from api.cache import cached
 from api.http import NO_STORE
@@ -55,7 +54,11 @@ def get_current_user() -> ViewResult:
 @bp.output(UserOut)
 @bp.doc(
     operation_id="updateCurrentUser",
-    responses={**_TAKEN, 403: "`current_password` is wrong."},
+    responses={
+        **_TAKEN,
+        403: "`current_password` is wrong.",
+        429: "Too many wrong passwords for this account: wait `Retry-After` seconds.",
+    },
 )
 def update_current_user(json_data: dict[str, Any]) -> ViewResult:
     """Change your username or email.
@@ -72,20 +75,20 @@ def update_current_user(json_data: dict[str, Any]) -> ViewResult:
 @bp.output(TokenOut, description="A new token pair for this session.")
 @bp.doc(
     operation_id="changePassword",
-    responses={403: "`current_password` is wrong, or missing with a token that is not fresh."},
+    responses={
+        403: "`current_password` is wrong.",
+        429: "Too many wrong passwords for this account: wait `Retry-After` seconds.",
+    },
 )
 def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Change your password.
 
-    Send `current_password`, or call with a fresh access token (straight from `login`).
-    Every token of your account is revoked, these too: carry on with the pair returned.
-    API keys are not affected.
+    Send `current_password` and the new `password`, always: a token alone cannot change
+    it. A weak new password is a 422 saying why. Every token of your account is revoked,
+    these too: carry on with the pair returned (not fresh). API keys are not affected.
     """
     pair = users.change_password(
-        current_user(),
-        json_data["password"],
-        json_data.get("current_password"),
-        fresh=bool(get_jwt().get("fresh")),
+        current_user(), json_data["password"], json_data["current_password"]
     )
     return pair, 200, NO_STORE
 
@@ -123,7 +126,8 @@ def get_user(user_id: int) -> ViewResult:
 def update_user(user_id: int, json_data: dict[str, Any]) -> ViewResult:
     """Change an account's role, tier or activation (admins).
 
-    Deactivating ends the account's sessions and API keys at once.
+    Deactivating ends the account's sessions and deletes its API keys at once, for good:
+    reactivating brings neither back.
     """
     return users.update_user(users.get_user(user_id), json_data)
 

@@ -20,7 +20,7 @@ from api.errors import ConflictError, ForbiddenError
 from api.extensions import db
 from api.models import Role, User
 from api.security import hash_password, verify_password
-from api.services import notifications, tokens
+from api.services import notifications, passwords, tokens
 from schemas.common import lower
 
 _signals = Namespace()
@@ -46,8 +46,9 @@ def _fail(login: str, user: User | None) -> None:
 
 
 def register_user(username: str, email: str, password: str, role: str = Role.USER.value) -> User:
-    """Create a user (409 if the username or email is taken, checked by the DB); queue the
-    welcome email and the admins' notices."""
+    """Create a user (422 for a weak password, 409 if the username or email is taken,
+    checked by the DB); queue the welcome email and the admins' notices."""
+    passwords.check_strength(password, username, email)
     user = User(username=username, email=email, password_hash=hash_password(password), role=role)
     db.session.add(user)
     commit_account()
