@@ -65,6 +65,12 @@ class PreconditionRequiredError(DomainError):
     status = 428
 
 
+class TooManyRequestsError(DomainError):
+    """A limit the service keeps itself (password guesses); `headers` carry Retry-After."""
+
+    status = 429
+
+
 class UnauthorizedError(DomainError):
     """A credential was refused (`api.security` adds the `WWW-Authenticate` challenge)."""
 

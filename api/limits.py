@@ -3,7 +3,8 @@
 - Every /api/ request counts against one budget per client (an application limit):
   `RATE_LIMIT_ANONYMOUS` per IP, or `RATE_LIMIT_FREE` / `RATE_LIMIT_PRO` per user, by
   the user's current tier.
-- `login` counts failed attempts per IP and per account; `register` is limited per IP;
+- `login` counts failed attempts per IP (per login name: `api.services.throttle`);
+  `register` is limited per IP;
   `createReport` per user (`RATE_LIMIT_REPORTS`).
 - `protected` is the enumeration guard: on routes that take an id, a client that
   collects `RATE_LIMIT_ENUMERATION` 404s gets 429 on all of them for the rest of the
@@ -20,7 +21,7 @@ from typing import Any, TypeVar
 from apiflask import APIFlask
 from flask import Response, current_app, g, request
 from flask_jwt_extended import decode_token
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from api.extensions import db, limiter
 from api.models import ApiKey, User
@@ -82,23 +83,6 @@ def default_limit() -> str:
     return str(current_app.config[f"RATE_LIMIT_{user.tier.upper()}"])
 
 
-def _login_account() -> str:
-    """The account a login attempt names (JSON `login` or the Basic username): one
-    bucket per account, whether it is named by username or by email."""
-    if request.authorization is not None and request.authorization.username:
-        name: Any = request.authorization.username
-    else:
-        body = request.get_json(silent=True)
-        name = body.get("login") if isinstance(body, dict) else None
-    login = str(name or "").strip().lower()[:254]
-    if "\x00" in login:  # never a stored name (and PostgreSQL refuses NUL in a query)
-        return f"login:{login}"
-    user_id = db.session.scalar(
-        select(User.id).where(or_(User.username == login, User.email == login))
-    )
-    return f"account:{user_id}" if user_id is not None else f"login:{login}"
-
-
 def _failed(response: Response) -> bool:
     return response.status_code == 401
 
@@ -111,13 +95,10 @@ def _setting(name: str) -> str:
     return str(current_app.config[name])
 
 
+# Failed logins per IP. Per login name: api.services.throttle (progressive, and shared
+# with wrong `current_password` answers).
 login_limits = [
     limiter.limit(lambda: _setting("RATE_LIMIT_LOGIN"), key_func=client_ip, deduct_when=_failed),
-    limiter.limit(
-        lambda: _setting("RATE_LIMIT_LOGIN_ACCOUNT"),
-        key_func=_login_account,
-        deduct_when=_failed,
-    ),
 ]
 register_limit = limiter.limit(lambda: _setting("RATE_LIMIT_REGISTER"), key_func=client_ip)
 # Both password-reset operations share one budget per IP: requests send email, and
@@ -137,7 +118,7 @@ protected = limiter.shared_limit(
 
 
 def limit_login(view: F) -> F:
-    """Both login limits: failed attempts per IP and per account."""
+    """The login limits: failed attempts per IP."""
     limited: Any = view
     for limit in login_limits:
         limited = limit(limited)

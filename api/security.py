@@ -267,7 +267,16 @@ def _load_user(jwt_header: dict[str, Any], jwt_data: dict[str, Any]) -> User | N
     except (KeyError, TypeError, ValueError):
         return None
     user = db.session.get(User, user_id)
-    return user if user is not None and user.is_active else None
+    if user is None or not user.is_active or issued_before_account(jwt_data, user):
+        return None
+    return user
+
+
+def issued_before_account(claims: dict[str, Any], user: User) -> bool:
+    """A token older than its account names an earlier account with that id (a deleted
+    one; SQLite reused ids before migration 0006): it is not this account's."""
+    issued_at = claims.get("iat")
+    return not isinstance(issued_at, int | float) or issued_at < int(user.created_at.timestamp())
 
 
 @jwt.token_in_blocklist_loader

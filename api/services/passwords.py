@@ -3,7 +3,8 @@
 zxcvbn estimates how many guesses a password takes, from frequency lists (common
 passwords, names, words), keyboard patterns, repeats, sequences and dates, and from the
 account's own username and email. A password scoring below `PASSWORD_MIN_SCORE` (0..4;
-3 means about 10^8 guesses or more) is a 422 naming the field, saying why.
+the default 2 means over 10^6 guesses, with per-name throttling online and argon2id
+offline) is a 422 naming the field, saying why.
 Registration, a password change and a password reset all go through `check_strength`.
 """
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, PreconditionFailedError
+from api.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidFieldError,
+    NotFoundError,
+    PreconditionFailedError,
+)
 from api.extensions import db
 from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
@@ -138,31 +144,58 @@ def _key_value(task: Task, name: str) -> Any:
     return value.isoformat() if name in _DATETIME_KEYS else value
 
 
+def _signature(keys: list[tuple[str, bool]]) -> str:
+    return ",".join(("-" if d else "") + n for n, d in keys)
+
+
+def _cursor_serializer() -> URLSafeSerializer:
+    # Signed with the app's secret: a cursor the server did not mint is refused before any
+    # of its values reach a query (where a wrong type would be a 500 on PostgreSQL).
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="tasks-cursor")
+
+
 def _encode_cursor(keys: list[tuple[str, bool]], task: Task) -> str:
-    signature = ",".join(("-" if d else "") + n for n, d in keys)
-    payload = [signature, [_key_value(task, name) for name, _ in keys]]
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+    return str(
+        _cursor_serializer().dumps([_signature(keys), [_key_value(task, n) for n, _ in keys]])
+    )
+
+
+# What each sort key's value must be in a cursor (ranks are ints, timestamps ISO strings).
+_KEY_TYPES: dict[str, type] = {"id": int, "title": str, "status": int, "priority": int}
 
 
 def _decode_cursor(query: dict[str, Any], keys: list[tuple[str, bool]]) -> list[Any]:
-    """The sort values a cursor carries, checked against this query's sort."""
+    """The sort values a cursor carries: signed by this server, for this sort, each of its
+    key's type. Anything else is a 422 naming `after`."""
     if not _keyset_ok(keys):
         raise InvalidFieldError(
             "after", "A cursor cannot follow a sort by due_date; use page.", location="query"
         )
-    signature = ",".join(("-" if d else "") + n for n, d in keys)
     try:
-        found, values = json.loads(base64.urlsafe_b64decode(query["after"].encode()))
-        if found != signature or len(values) != len(keys):
+        found, values = _cursor_serializer().loads(query["after"])
+        if found != _signature(keys) or not isinstance(values, list) or len(values) != len(keys):
             raise ValueError(found)
-        return [
-            datetime.fromisoformat(value) if name in _DATETIME_KEYS else value
-            for (name, _), value in zip(keys, values, strict=True)
-        ]
-    except (ValueError, TypeError, binascii.Error) as error:
+        return [_cursor_value(name, value) for (name, _), value in zip(keys, values, strict=True)]
+    except (BadSignature, ValueError, TypeError) as error:
         raise InvalidFieldError(
             "after", "Not a cursor of this listing (same filters and sort).", location="query"
         ) from error
+
+
+def _cursor_value(name: str, value: Any) -> Any:
+    """One sort value, type-checked (the signature already vouches for it: a second line
+    of defence, should the secret leak)."""
+    if name in _DATETIME_KEYS:
+        if not isinstance(value, str):
+            raise TypeError(name)
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(name)
+        return parsed
+    expected = _KEY_TYPES[name]
+    if type(value) is not expected or (isinstance(value, str) and "\x00" in value):
+        raise TypeError(name)
+    return value
 
 
 def _after(keys: list[tuple[str, bool]], values: list[Any]) -> ColumnElement[bool]:
@@ -210,14 +243,19 @@ def _apply(task: Task, changes: dict[str, Any], now: datetime) -> None:
     task.updated_at = now
 
 
+# A change sent without If-Match that loses a race to a concurrent change is applied again
+# on the new version, this many times in all; a task changing faster than that is a 409.
+BLIND_WRITE_ATTEMPTS = 3
+_CHANGED_DURING = "The task changed during this request; fetch it and retry."
+
+
 def _commit() -> None:
+    """Commit; a concurrent change to a version-checked row is a 412 (the If-Match case)."""
     try:
         db.session.commit()
     except StaleDataError:
         db.session.rollback()
-        raise PreconditionFailedError(
-            "The task changed during this request; fetch it and retry."
-        ) from None
+        raise PreconditionFailedError(_CHANGED_DURING) from None
 
 
 def create_task(user: User, data: dict[str, Any]) -> Task:
@@ -230,16 +268,42 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
     return task
 
 
-def update_task(task: Task, changes: dict[str, Any]) -> Task:
-    """Change some fields (PATCH, and PUT with a whole task)."""
-    _apply(task, changes, _now())
-    _commit()
-    return task
+def _write(task: Task, conditional: bool, change: Callable[[Task], None]) -> Task:
+    """Run `change` on `task` and commit, version-checked.
+
+    `conditional` (the client sent If-Match, already checked): a concurrent change in
+    between is a 412, the precondition the client asked for. Otherwise the client asked
+    for no precondition, so it never gets a 412: the change is applied again to the
+    task's new version (last writer wins, as a blind write means), and after
+    `BLIND_WRITE_ATTEMPTS` lost races it is a 409. A task deleted meanwhile is a 404.
+    """
+    task_id = task.id
+    for _ in range(BLIND_WRITE_ATTEMPTS):
+        change(task)
+        try:
+            db.session.commit()
+            return task
+        except StaleDataError:
+            db.session.rollback()
+            if conditional:
+                raise PreconditionFailedError(_CHANGED_DURING) from None
+        fresh = db.session.get(Task, task_id, populate_existing=True)
+        if fresh is None:
+            raise NotFoundError(f"Task {task_id} does not exist.")
+        task = fresh
+    raise ConflictError(
+        "The task kept changing while this request tried to change it; retry later."
+    )
 
 
-def delete_task(task: Task) -> None:
-    db.session.delete(task)
-    _commit()
+def update_task(task: Task, changes: dict[str, Any], *, conditional: bool = True) -> Task:
+    """Change some fields (PATCH, and PUT with a whole task); see `_write`."""
+    return _write(task, conditional, lambda t: _apply(t, changes, _now()))
+
+
+def delete_task(task: Task, *, conditional: bool = True) -> None:
+    """Delete a task; see `_write` for a concurrent change."""
+    _write(task, conditional, db.session.delete)
 
 
 def list_tags(user: User) -> list[dict[str, Any]]:
