@@ -15,11 +15,13 @@ timeout = int(_env("GUNICORN_TIMEOUT", "30"))
 # SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
 graceful_timeout = int(_env("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
-# No request-line limit here (gunicorn's default, 4094 bytes, answers a long query string
-# with its own HTML 414, outside the API's problem format): the app validates every query
-# parameter and answers 422. Bound URL sizes at the reverse proxy (nginx:
-# large_client_header_buffers); GUNICORN_LIMIT_REQUEST_LINE sets a limit here if needed.
-limit_request_line = int(_env("GUNICORN_LIMIT_REQUEST_LINE", "0"))
+# The request line is bounded (gunicorn's largest setting): without a bound one
+# unauthenticated 10 MB `GET /health/live?aaa...` burns seconds of worker CPU, as gunicorn's
+# parsing cost grows quadratically with it. Longer lines get gunicorn's own HTML 414 (the
+# one answer outside the API's problem format); every query the spec allows fits well
+# within it, percent-encoded. 0 would mean unbounded: set that only behind a proxy that
+# bounds it (nginx: large_client_header_buffers).
+limit_request_line = int(_env("GUNICORN_LIMIT_REQUEST_LINE", "8190"))
 # Recycle workers now and then (0: never), jittered so they do not restart together.
 max_requests = int(_env("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = max_requests // 10

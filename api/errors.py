@@ -211,6 +211,9 @@ def handle_werkzeug_error(error: HTTPException) -> Response:
 
 
 def handle_domain_error(error: DomainError) -> Response:
+    # A service's own limit (a 429 with Retry-After) must not have its headers replaced by
+    # those of the rate limit that happened to be checked last (see `_keep_own_headers`).
+    g.problem_headers = error.headers
     if isinstance(error, InvalidFieldError):
         field = {"location": error.location, "field": error.field, "message": error.detail}
         return validation_problem(error.status, [field], error.headers, error.summary)
@@ -234,7 +237,19 @@ def handle_unexpected_error(error: Exception) -> Response:
     return problem(500, UNEXPECTED_ERROR)
 
 
+def _keep_own_headers(response: Response) -> Response:
+    """Put back the headers a domain error set, over any an after_request hook changed.
+
+    Registered before Flask-Limiter's hook, so it runs after it: Flask-Limiter adds the
+    `X-RateLimit-*` of the last limit it checked and a `Retry-After` of at least that
+    limit's reset, which would misstate a wait the service computed itself."""
+    for name, value in g.get("problem_headers", {}).items():
+        response.headers[name] = value
+    return response
+
+
 def init_app(app: APIFlask) -> None:
+    app.after_request(_keep_own_headers)
     app.error_processor(handle_http_error)
     app.register_error_handler(HTTPException, handle_werkzeug_error)
     app.register_error_handler(DomainError, handle_domain_error)
