@@ -82,8 +82,6 @@ class DateTime(fields.AwareDateTime):
     states as `maxLength`, so no client can make the server parse an endless string),
     within `DATETIME_BOUNDS` (stated in the field's description); returned in UTC."""
 
-    default_error_messages: ClassVar[dict[str, str]] = {"range": DATETIME_BOUNDS}
-
     def __init__(self, **kwargs: Any) -> None:
         metadata = {"maxLength": MAX_DATETIME_LENGTH, **kwargs.pop("metadata", {})}
         description = metadata.get("description")
@@ -99,9 +97,9 @@ class DateTime(fields.AwareDateTime):
         try:
             in_utc = parsed.astimezone(UTC)
         except OverflowError:  # the offset takes it past year 1 or 9999
-            raise self.make_error("range") from None
+            raise ValidationError(DATETIME_BOUNDS) from None
         if not EARLIEST_DATETIME <= in_utc <= LATEST_DATETIME:
-            raise self.make_error("range")
+            raise ValidationError(DATETIME_BOUNDS)
         return in_utc
 
 
