@@ -692,3 +692,25 @@ def test_two_blind_patches_at_once_both_succeed(
         task = db.session.get(Task, task_id)
         assert task is not None
         assert (task.version, task.title in ("left", "right")) == (3, True)
+
+
+# --- found by the never-5xx suite ------------------------------------------------------
+
+
+@pytest.mark.parametrize("if_match", ["*", '"nope"', 'W/"1.1"'])
+def test_a_get_ignores_if_match_instead_of_a_bare_412(
+    client: FlaskClient, auth: Auth, if_match: str
+) -> None:
+    """If-Match is declared on writes only; Werkzeug used to answer a GET carrying one with
+    a 412 holding the JSON body (not a problem, not in the spec)."""
+    headers = auth("alice")
+    task_id = create(client, headers).get_json()["id"]
+    for url in (TASKS, f"{TASKS}/{task_id}", ME):
+        response = client.get(url, headers={**headers, "If-Match": if_match})
+        assert response.status_code == 200, (url, response.status_code)
+
+
+def test_the_contract_hooks_know_the_date_time_bounds() -> None:
+    import contract.hooks
+
+    assert DATETIME_BOUNDS.startswith(contract.hooks.DATETIME_BOUNDS_START)
