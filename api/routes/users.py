@@ -54,16 +54,13 @@ def get_current_user() -> ViewResult:
 @bp.output(UserOut)
 @bp.doc(
     operation_id="updateCurrentUser",
-    responses={
-        **_TAKEN,
-        403: "`current_password` is wrong.",
-        429: "Too many wrong passwords for this account: wait `Retry-After` seconds.",
-    },
+    responses={**_TAKEN, 403: "`current_password` is wrong."},
 )
 def update_current_user(json_data: dict[str, Any]) -> ViewResult:
     """Change your username or email.
 
-    Changing the email needs `current_password`. Role, tier and activation are an
+    Changing the email needs `current_password`; wrong ones count against the same
+    per-name guess limit as failed logins (then 429). Role, tier and activation are an
     admin's to change: sending them is a 422.
     """
     return users.update_profile(current_user(), json_data)
@@ -75,16 +72,14 @@ def update_current_user(json_data: dict[str, Any]) -> ViewResult:
 @bp.output(TokenOut, description="A new token pair for this session.")
 @bp.doc(
     operation_id="changePassword",
-    responses={
-        403: "`current_password` is wrong.",
-        429: "Too many wrong passwords for this account: wait `Retry-After` seconds.",
-    },
+    responses={403: "`current_password` is wrong."},
 )
 def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Change your password.
 
     Send `current_password` and the new `password`, always: a token alone cannot change
-    it. A weak new password is a 422 saying why. Every token of your account is revoked,
+    it. Wrong current passwords count against the same per-name guess limit as failed
+    logins (then 429). A weak new password is a 422 saying why. Every token of your account is revoked,
     these too: carry on with the pair returned (not fresh). API keys are not affected.
     """
     pair = users.change_password(
