@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token, decode_token
 from flask_migrate import upgrade
 from itsdangerous import URLSafeSerializer
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from sqlalchemy import event, select, text, update
 from werkzeug.test import TestResponse
 
@@ -29,9 +32,10 @@ from api.extensions import db
 from api.models import ApiKey, PasswordResetToken, Task, User
 from api.openapi import TasksAPI
 from api.services import tasks as task_service
+from api.services import throttle
 from api.services.secret_tokens import digest
 from schemas.common import DATETIME_BOUNDS
-from tests.conftest import PASSWORD, bearer, login, make_app
+from tests.conftest import PASSWORD, UNREACHABLE_REDIS_URL, bearer, login, make_app
 from tests.support.apps import dispose, isolated_process_state
 
 Json = dict[str, Any]
@@ -714,3 +718,60 @@ def test_the_contract_hooks_know_the_date_time_bounds() -> None:
     import contract.hooks
 
     assert DATETIME_BOUNDS.startswith(contract.hooks.DATETIME_BOUNDS_START)
+
+
+# --- the guess throttle's storage ------------------------------------------------------
+
+
+@pytest.fixture
+def redis_storage(redis_url: str) -> Iterator[Callable[[], Storage]]:
+    """`make()`: a new client (a worker of its own) on the test Redis, under a key prefix
+    of this test's own, whose keys are deleted after it."""
+    prefix = f"tasks-api-test-{uuid.uuid4().hex[:12]}"
+    made: list[Storage] = []
+
+    def make() -> Storage:
+        made.append(storage_from_string(redis_url, key_prefix=prefix))
+        return made[-1]
+
+    yield make
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def test_guesses_count_across_workers_sharing_redis(
+    client: FlaskClient,
+    make_user: MakeUser,
+    ladder: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+    redis_storage: Callable[[], Storage],
+) -> None:
+    ladder("3 per minute")
+    make_user("alice")
+    first, second = redis_storage(), redis_storage()
+    monkeypatch.setattr(throttle, "_shared_storage", lambda: first)
+    for _ in range(3):
+        assert_problem(client.post(LOGIN, json={"login": "alice", "password": "guess"}), 401)
+    monkeypatch.setattr(throttle, "_shared_storage", lambda: second)  # another worker
+    assert_problem(client.post(LOGIN, json={"login": "alice", "password": PASSWORD}), 429)
+
+
+def test_an_unreachable_store_still_throttles_in_memory(
+    client: FlaskClient,
+    make_user: MakeUser,
+    ladder: Callable[[str], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ladder("3 per minute")
+    make_user("alice")
+    down = storage_from_string(UNREACHABLE_REDIS_URL, socket_connect_timeout=0.2)
+    monkeypatch.setattr(throttle, "_shared_storage", lambda: down)
+    monkeypatch.setattr(throttle, "_fallback", MemoryStorage())
+    for _ in range(3):
+        assert_problem(client.post(LOGIN, json={"login": "alice", "password": "guess"}), 401)
+    assert_problem(client.post(LOGIN, json={"login": "alice", "password": PASSWORD}), 429)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from flask import current_app
 from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 from redis import RedisError
 
@@ -41,6 +41,7 @@ _NAMESPACE = "failed-passwords"
 _fallback = MemoryStorage()
 _STORAGE_ERRORS = (RedisError, StorageError, OSError)
 T = TypeVar("T")
+_last_warning = float("-inf")
 
 
 def _name(login: str) -> str:
@@ -51,12 +52,20 @@ def _ladder() -> list[RateLimitItem]:
     return parse_many(str(current_app.config["RATE_LIMIT_LOGIN_ACCOUNT"]))
 
 
+def _shared_storage() -> Storage:
+    """Flask-Limiter's storage: memory, or the Redis every worker shares."""
+    return limiter.storage
+
+
 def _with_strategy(operation: Callable[[MovingWindowRateLimiter], T]) -> T:
     """Run `operation` on the shared storage, or on this process's memory if it fails."""
     try:
-        return operation(MovingWindowRateLimiter(limiter.storage))
+        return operation(MovingWindowRateLimiter(_shared_storage()))
     except _STORAGE_ERRORS as error:
-        log.warning("password throttle: storage failed (%s); counting in memory", error)
+        global _last_warning
+        if time.monotonic() - _last_warning >= 60:  # once a minute, not once a request
+            _last_warning = time.monotonic()
+            log.warning("password throttle: storage failed (%s); counting in memory", error)
         return operation(MovingWindowRateLimiter(_fallback))
 
 
