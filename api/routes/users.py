@@ -79,8 +79,9 @@ def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int, dic
 
     Send `current_password` and the new `password`, always: a token alone cannot change
     it. Wrong current passwords count against the same per-name guess limit as failed
-    logins (then 429). A weak new password is a 422 saying why. Every token of your account is revoked,
-    these too: carry on with the pair returned (not fresh). API keys are not affected.
+    logins (then 429). A weak new password is a 422 saying why. Every token of your
+    account is revoked, these too: carry on with the pair returned (not fresh). API keys
+    are not affected.
     """
     pair = users.change_password(
         current_user(), json_data["password"], json_data["current_password"]
