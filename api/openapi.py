@@ -44,7 +44,7 @@ and send it as `X-API-Key` (`ApiKeyAuth`).
 
 **Scopes.** Each operation lists the scope it needs in `x-required-scopes` and in its
 security requirements: `tasks:read`, `tasks:write`, `reports:write`, `users:read`,
-`users:write`. A login token holds every scope of your role (users: `tasks:*` and
+`users:write`, `admin:write`. A login token holds every scope of your role (users: `tasks:*` and
 `reports:write`; admins: all); an API key holds only the scopes it was created with.
 A missing scope is a 403 naming it.
 

@@ -586,12 +586,14 @@ def test_an_admins_read_only_key_cannot_clear_the_cache(client: FlaskClient, aut
         made = client.post(KEYS, json={"name": "k", "scopes": list(scopes)}, headers=admin)
         return {"X-API-Key": made.get_json()["secret"]}
 
-    problem = assert_problem(client.delete(f"{API}/admin/cache", headers=key("tasks:read")), 403)
-    assert "users:write" in problem["detail"]
-    assert client.delete(f"{API}/admin/cache", headers=key("users:write")).status_code == 204
+    for scopes in (["tasks:read"], ["users:read", "users:write"]):
+        refused = client.delete(f"{API}/admin/cache", headers=key(*scopes))
+        assert "admin:write" in assert_problem(refused, 403)["detail"]
+    assert client.delete(f"{API}/admin/cache", headers=key("admin:write")).status_code == 204
     spec = client.get("/openapi.json").get_json()
     clear = spec["paths"]["/api/v1/admin/cache"]["delete"]
-    assert clear["x-required-scopes"] == ["users:write"]
+    assert clear["x-required-scopes"] == ["admin:write"]
+    assert {"ApiKeyAuth": ["admin:write", "admin"]} in clear["security"]
 
 
 # --- 16. a change without If-Match is never a 412 --------------------------------------

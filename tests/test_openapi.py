@@ -23,7 +23,7 @@ PUBLIC |= {"requestPasswordReset", "confirmPasswordReset"}
 # leaked key must not be able to do. `refreshToken` takes a refresh token.
 SESSIONS_ONLY = {"logout", "updateCurrentUser", "changePassword"}
 SESSIONS_ONLY |= {"createApiKey", "listApiKeys", "getApiKey", "deleteApiKey"}
-SCOPES = {"tasks:read", "tasks:write", "reports:write", "users:read", "users:write"}
+SCOPES = {"tasks:read", "tasks:write", "reports:write", "users:read", "users:write", "admin:write"}
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ class Scope(StrEnum):
     REPORTS_WRITE = "reports:write"
     USERS_READ = "users:read"
     USERS_WRITE = "users:write"
+    # Operations on the service itself rather than on anyone's data (clearCache).
+    ADMIN_WRITE = "admin:write"
 
 
 # What each role may do. A login token holds every scope of its user's role; an API key

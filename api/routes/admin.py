@@ -19,14 +19,14 @@ bp = APIBlueprint(
 
 
 @bp.delete("/cache")
-@requires(Scope.USERS_WRITE, role=Role.ADMIN)
+@requires(Scope.ADMIN_WRITE, role=Role.ADMIN)
 @bp.output(EmptySchema, status_code=204, description="Cache cleared.")
 @bp.doc(operation_id="clearCache")
 def clear_cache() -> ViewResult:
     """Clear the response cache for every user.
 
-    Needs the admin role and the `users:write` scope (an admin's key with `tasks:read`
-    only is a 403). Never needed for correctness (every write makes its user's cached
+    Needs the admin role and the `admin:write` scope (an admin's key without it is a
+    403). Never needed for correctness (every write makes its user's cached
     answers unreachable); for operators, e.g. after changing data outside the API.
     """
     cache.clear()
