@@ -25,7 +25,10 @@ What the run leaves alone, and why (each is data the spec cannot describe):
   contract asks ("a unique value per intended operation"): reusing one with another body
   is a 422 by design, which schemathesis would draw again and again.
 - A positive `createApiKey` has its `expires_at` in the future ("in the future" has no
-  JSON Schema keyword; a past one is a 422 by design).
+  JSON Schema keyword; a past one is a 422 by design), and only scopes a user's role holds
+  (`USER_SCOPES`: its senders are users; "at most what your role allows" depends on the
+  caller, and more is a 403 by design), so that enough keys exist for the linked
+  scenarios to reach `getApiKey`.
 - `confirmPasswordReset` needs a token that was emailed: a generated one, well formed but
   never issued, is refused with a 422 naming `token` alone, which is not a failure to
   accept valid data (`filter_failure`; tests/test_password_reset.py covers the real flow).
@@ -113,6 +116,8 @@ BOUNDARY_VALUES: dict[str, tuple[str, ...]] = {
         ".",
     ),
 }
+# What a user's role may grant to a key (api.models.ROLE_SCOPES).
+USER_SCOPES = ("tasks:read", "tasks:write", "reports:write")
 # Admin operations that take an account's id and could end or demote it.
 ACCOUNT_CHANGES = ("updateUser", "deleteUser")
 
@@ -327,6 +332,9 @@ def map_case(context: HookContext, case: Case) -> Case:
     name = operation_id(case.operation)
     if not is_positive(case) or not isinstance(body, dict):
         return case
+    if name == "createApiKey" and isinstance(body.get("scopes"), list):
+        held = [scope for scope in body["scopes"] if scope in USER_SCOPES]
+        body = {**body, "scopes": held or [USER_SCOPES[0]]}
     if name in ("changePassword", "updateCurrentUser") and "current_password" in body:
         body = {**body, "current_password": PASSWORD}  # SELF_SERVICE's, always
     if name in NEW_PASSWORD_OPERATIONS and isinstance(body.get("password"), str):
