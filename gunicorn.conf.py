@@ -20,10 +20,12 @@ try:
     timeout = _setting("GUNICORN_TIMEOUT")
     # SIGTERM: stop accepting, let in-flight requests finish for up to this long, exit 0.
     graceful_timeout = _setting("GUNICORN_GRACEFUL_TIMEOUT")
-    # No request-line limit by default (gunicorn's 4094 bytes answers a long query string
-    # with its own HTML 414, outside the API's problem format): the app validates every
-    # query parameter and answers 422. Bound URL sizes at the reverse proxy (nginx:
-    # large_client_header_buffers).
+    # The request line is bounded (gunicorn's largest setting): without a bound one
+    # unauthenticated 10 MB `GET /health/live?aaa...` burns seconds of worker CPU, as
+    # gunicorn's parsing cost grows quadratically with it. Longer lines get gunicorn's own
+    # HTML 414 (the one answer outside the API's problem format); every query the spec
+    # allows fits well within it, percent-encoded. 0 would mean unbounded: set that only
+    # behind a proxy that bounds it (nginx: large_client_header_buffers).
     limit_request_line = _setting("GUNICORN_LIMIT_REQUEST_LINE")
     # Recycle workers now and then (0: never), jittered so they do not restart together.
     max_requests = _setting("GUNICORN_MAX_REQUESTS")

@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.config import ConfigError, exit_with, load_settings, read_dotenv, sqlite_url
 from api.openapi import SchemaKeywordsPlugin, TasksAPI
-from api.serialization import OrjsonProvider
+from api.serialization import OrjsonProvider, load_request_json
 
 __version__ = "1.0.0"
 
@@ -59,6 +59,8 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     # webargs ignores unknown query parameters by default; let each schema's
     # `Meta.unknown` decide instead (ours refuse them: a typo is a 422, not a no-op).
     parser.unknown = None
+    # Bodies are parsed by `parse_json`: hostile JSON is a 400, never a RecursionError.
+    parser._raw_load_json = load_request_json  # type: ignore[method-assign]
 
     from api import (
         cache,

@@ -11,7 +11,7 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import select
 
-from api.errors import ConflictError
+from api.errors import ConflictError, InvalidFieldError
 from api.extensions import db
 from api.jobs import workers
 from api.models import Role, Task, User
@@ -19,7 +19,7 @@ from api.services import auth, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
-DEMO_USER = {"username": "demo", "email": "demo@example.com", "password": "demo-password"}  # nosec B105
+DEMO_USER = {"username": "demo", "email": "demo@example.com", "password": "tasks demo passphrase"}  # nosec B105
 DEMO_TASKS: list[dict[str, Any]] = [
     {"title": "Read the API docs at /docs", "priority": "high", "tags": ["onboarding"]},
     {"title": "Create your first task", "status": "completed", "tags": ["onboarding"]},
@@ -38,6 +38,8 @@ def _register(username: str, email: str, password: str, role: str) -> User:
         return auth.register_user(**data, role=role)
     except ConflictError as error:
         raise click.ClickException(error.detail) from None
+    except InvalidFieldError as error:  # a weak password
+        raise click.ClickException(f"invalid {error.field}: {error.detail}") from None
 
 
 def init_app(app: APIFlask) -> None:

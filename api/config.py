@@ -171,6 +171,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("JWT_DECODE_LEEWAY", INT, 0, "Seconds of clock skew allowed when checking a token's expiry."),
     S("REFRESH_REUSE_GRACE_SECONDS", INT, 10, "A rotated refresh token used again within this many seconds is accepted (two tabs refreshing); later, it revokes its family.", testing=0),
     S("PASSWORD_RESET_TTL_SECONDS", INT, 15 * 60, "Lifetime of an emailed password reset token."),
+    S("PASSWORD_MIN_SCORE", INT, 2, "Passwords zxcvbn scores below this (0..4) are refused; 2 is the most any 8 characters reach."),
     S("ARGON2_TIME_COST", INT, 3, "Argon2id iterations (tests lower it).", testing=1),
     S("ARGON2_MEMORY_COST", INT, 64 * 1024, "Argon2id memory, KiB.", testing=8),
     S("ARGON2_PARALLELISM", INT, 1, "Argon2id lanes."),
@@ -180,7 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("REVOCATION_KEY_PREFIX", TEXT, "tasks-api-revocations:", "Prefix of the token blocklist's Redis keys."),
     S("REVOCATION_SYNC_SECONDS", INT, 60, "How often Redis's copy of the blocklist is caught up from the database."),
     # Email
-    S("MAIL_BACKEND", TEXT, "console", "Flask-Mailman backend: `console` (prints), `smtp`, `file`, `locmem`, `dummy`.", testing="locmem"),
+    S("MAIL_BACKEND", TEXT, "console", "Flask-Mailman backend: `console` (prints, password-reset tokens included), `smtp`, `file`, `locmem`, `dummy`; production must set it.", testing="locmem", production=""),
     S("MAIL_SERVER", TEXT, "localhost", "SMTP server."),
     S("MAIL_PORT", INT, 25, "SMTP port."),
     S("MAIL_USERNAME", TEXT, None, "SMTP user name."),
@@ -226,7 +227,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("RATE_LIMIT_FREE", TEXT, "120 per minute", "Every request of a `free` user."),
     S("RATE_LIMIT_PRO", TEXT, "1200 per minute", "Every request of a `pro` user."),
     S("RATE_LIMIT_LOGIN", TEXT, "10 per minute", "Failed logins per client IP."),
-    S("RATE_LIMIT_LOGIN_ACCOUNT", TEXT, "5 per 15 minutes", "Failed logins per account."),
+    S("RATE_LIMIT_LOGIN_ACCOUNT", TEXT, "5 per minute; 10 per 15 minutes; 20 per hour", "Failed password checks per login name: a ladder of windows, so delays grow (never a hard lock)."),
     S("RATE_LIMIT_REGISTER", TEXT, "10 per hour", "Registrations per client IP."),
     S("RATE_LIMIT_PASSWORD_RESET", TEXT, "10 per hour", "Password-reset requests and confirmations per client IP."),
     S("RATE_LIMIT_REPORTS", TEXT, "5 per minute", "`createReport` per user."),
@@ -410,6 +411,15 @@ def check_secrets(settings: Mapping[str, Any]) -> list[str]:
             problems.append(f"{key} is shorter than {MIN_SECRET_BYTES} bytes")
     if settings.get("DEBUG"):
         problems.append("DEBUG must be off in production")
+    if not settings.get("MAIL_BACKEND"):
+        problems.append(
+            "MAIL_BACKEND is not set: choose one for production (smtp; console only if "
+            "printing every email, password-reset tokens included, to the log is what you want)"
+        )
+    if settings.get("METRICS_ENABLED") and not settings.get("METRICS_TOKEN"):
+        problems.append(
+            "METRICS_ENABLED needs METRICS_TOKEN in production: without it /metrics is public"
+        )
     return problems
 
 

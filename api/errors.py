@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from http import HTTPStatus
+from json import JSONDecodeError
 from typing import Any
 
 from apiflask import APIFlask, HTTPError
 from flask import Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
+from api.extensions import db
+
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
+# A 500 says this and nothing more (never the exception, never http's stock phrase).
+UNEXPECTED_ERROR = "An unexpected error occurred. Quote the request_id when you report it."
 
 # Where validation errors were found, as the client sees it.
 _LOCATIONS = {"json": "json", "query": "query", "querystring": "query", "headers": "header"}
@@ -60,6 +65,12 @@ class PreconditionRequiredError(DomainError):
     status = 428
 
 
+class TooManyRequestsError(DomainError):
+    """A limit the service keeps itself (password guesses); `headers` carry Retry-After."""
+
+    status = 429
+
+
 class UnauthorizedError(DomainError):
     """A credential was refused (`api.security` adds the `WWW-Authenticate` challenge)."""
 
@@ -91,6 +102,8 @@ def problem(
     **extra: Any,
 ) -> Response:
     """Build a problem-details response with the current request id."""
+    if detail is None and status == 500:
+        detail = UNEXPECTED_ERROR
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title or HTTPStatus(status).phrase,
@@ -170,12 +183,18 @@ def handle_http_error(error: HTTPError) -> Response:
 
 def handle_werkzeug_error(error: HTTPException) -> Response:
     status = error.code or 500
+    if status >= 500:
+        # Flask's own 500 for an error it could not route to `handle_unexpected_error`
+        # (one raised by an after_request hook, say): the same cleanup.
+        _roll_back()
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     detail = None
     data = getattr(error, "data", None)
     if status == 400 and isinstance(data, Mapping) and "messages" in data:
-        # webargs' "Invalid JSON body." for a malformed body
-        detail = "The request body is not valid JSON."
+        # webargs' "Invalid JSON body." for a malformed or hostile body: say what is wrong
+        cause = getattr(error, "exc", None)
+        reason = f": {cause.msg}" if isinstance(cause, JSONDecodeError) else ""
+        detail = f"The request body is not valid JSON{reason}."
     elif status == 413:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
         detail = f"The request body is larger than the limit of {limit} bytes."
@@ -198,11 +217,21 @@ def handle_domain_error(error: DomainError) -> Response:
     return problem(error.status, error.detail, headers=error.headers)
 
 
+def _roll_back() -> None:
+    """End the failed request's transaction, so nothing half-done is committed later in
+    this request (a hook, a job enqueued after the response) or left holding locks."""
+    try:
+        db.session.rollback()
+    except Exception:  # the connection itself may be what failed
+        log.warning("rollback after an error failed", exc_info=True)
+
+
 def handle_unexpected_error(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_werkzeug_error(error)
     log.exception("unhandled error (request_id=%s)", g.get("request_id"))
-    return problem(500, "An unexpected error occurred. Quote the request_id when you report it.")
+    _roll_back()
+    return problem(500, UNEXPECTED_ERROR)
 
 
 def init_app(app: APIFlask) -> None:

@@ -4,8 +4,10 @@
   `RATE_LIMIT_ANONYMOUS` per IP, or `RATE_LIMIT_FREE` / `RATE_LIMIT_PRO` per user, by
   the user's current tier. The client is this request's principal (`api.principal`),
   resolved before the limiter runs: a refused credential is charged to its IP.
-- `login` counts failed attempts per IP and per account (the account the login handler
-  checks); `register` is limited per IP; `createReport` per user (`RATE_LIMIT_REPORTS`).
+- `login` counts failed attempts per IP; per login name, `api.services.throttle` counts
+  them (from the credential the login handler checks, and wrong `current_password`
+  answers) and reports its own 429s through `service_limit`; `register` is limited per
+  IP; `createReport` per user (`RATE_LIMIT_REPORTS`).
 - `protected` is the enumeration guard: on routes that take an id, a client that
   collects `RATE_LIMIT_ENUMERATION` 404s gets 429 on all of them for the rest of the
   window.
@@ -32,12 +34,9 @@ from apiflask import APIFlask
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
 from limits.storage import MemoryStorage
-from sqlalchemy import or_, select
 
-from api.extensions import db
-from api.models import User
 from api.outage import outage
-from api.principal import basic_credentials, client_ip, current_principal
+from api.principal import client_ip, current_principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 _EXTENSION = "rate_limits"
@@ -52,25 +51,6 @@ def default_limit() -> str:
     """The caller's budget: by the user's tier, or the anonymous one."""
     tier = current_principal().tier
     return _setting("RATE_LIMIT_ANONYMOUS" if tier is None else f"RATE_LIMIT_{tier.upper()}")
-
-
-def _login_account() -> str:
-    """The account a login attempt names, read from the credential the login handler
-    checks (HTTP Basic, else the JSON `login`): one bucket per account, whether it is
-    named by username or by email."""
-    basic = basic_credentials()
-    if basic is not None:
-        name: Any = basic[0]
-    else:
-        body = request.get_json(silent=True)
-        name = body.get("login") if isinstance(body, dict) else None
-    login = str(name or "").strip().lower()[:254]
-    if "\x00" in login:  # never a stored name (and PostgreSQL refuses NUL in a query)
-        return f"login:{login}"
-    user_id = db.session.scalar(
-        select(User.id).where(or_(User.username == login, User.email == login))
-    )
-    return f"account:{user_id}" if user_id is not None else f"login:{login}"
 
 
 def _failed(response: Response) -> bool:
@@ -157,11 +137,9 @@ def limited(*limits: RouteLimit) -> Callable[[F], F]:
     return decorator
 
 
-# Failed attempts per IP and per account.
-limit_login = limited(
-    RouteLimit("RATE_LIMIT_LOGIN", key=client_ip, deduct_when=_failed),
-    RouteLimit("RATE_LIMIT_LOGIN_ACCOUNT", key=_login_account, deduct_when=_failed),
-)
+# Failed attempts per IP. Per login name: `api.services.throttle` (progressive, and
+# shared with wrong `current_password` answers).
+limit_login = limited(RouteLimit("RATE_LIMIT_LOGIN", key=client_ip, deduct_when=_failed))
 register_limit = limited(RouteLimit("RATE_LIMIT_REGISTER", key=client_ip))
 # Both password-reset operations share one budget per IP: requests send email, and
 # confirmations guess tokens.
@@ -237,20 +215,37 @@ def _shown_limit(limiter: Limiter, status: int) -> RequestLimit | None:
     return budget
 
 
+@dataclass(frozen=True)
+class _ServiceLimit:
+    amount: int
+    reset_at: float
+
+
+def service_limit(amount: int, reset_at: float) -> None:
+    """Describe a limit the service kept itself (password guesses) in this answer's
+    headers, instead of Flask-Limiter's: `_rate_limit_headers` writes them."""
+    g.service_limit = _ServiceLimit(amount, reset_at)
+
+
 def _rate_limit_headers(response: Response) -> Response:
     """X-RateLimit-* on every limited answer, Retry-After on a 429: written here only."""
     limiter = app_limiter(current_app)
     if limiter is None or not current_app.config["RATELIMIT_HEADERS_ENABLED"]:
         return response
-    shown = _shown_limit(limiter, response.status_code)
-    if shown is None:
-        return response
-    try:
-        reset_at, remaining = shown.reset_at, shown.remaining
-    except Exception as error:  # storage outage: the answer goes out without the headers
-        outage(_STORAGE_OUTAGE).failed(error)
-        return response
-    response.headers["X-RateLimit-Limit"] = str(shown.limit.amount)
+    own: _ServiceLimit | None = g.get("service_limit")
+    if own is not None:
+        amount, reset_at, remaining = own.amount, int(own.reset_at), 0
+    else:
+        shown = _shown_limit(limiter, response.status_code)
+        if shown is None:
+            return response
+        try:
+            reset_at, remaining = shown.reset_at, shown.remaining
+        except Exception as error:  # storage outage: the answer goes out without the headers
+            outage(_STORAGE_OUTAGE).failed(error)
+            return response
+        amount = shown.limit.amount
+    response.headers["X-RateLimit-Limit"] = str(amount)
     response.headers["X-RateLimit-Remaining"] = str(remaining)
     response.headers["X-RateLimit-Reset"] = str(reset_at)
     if response.status_code == 429:

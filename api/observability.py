@@ -114,7 +114,9 @@ def _route() -> str:
     return request.url_rule.rule if request.url_rule is not None else "<unmatched>"
 
 
-def _record(response: Response) -> Response:
+def _access_line(status: int) -> None:
+    """The request's one access-log line (and its metrics)."""
+    g.access_logged = True
     elapsed = time.perf_counter() - g.get("started_at", time.perf_counter())
     route = _route()
     principal = current_principal()
@@ -123,13 +125,13 @@ def _record(response: Response) -> Response:
         "%s %s %s %.1f ms",
         request.method,
         request.path,
-        response.status_code,
+        status,
         elapsed * 1000,
         extra={
             "method": request.method,
             "route": route,
             "path": request.path,
-            "status": response.status_code,
+            "status": status,
             "duration_ms": round(elapsed * 1000, 2),
             "user_id": principal.user_id,
             "principal": principal.kind.value,
@@ -137,9 +139,23 @@ def _record(response: Response) -> Response:
         },
     )
     if current_app.config["METRICS_ENABLED"]:
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        REQUESTS.labels(request.method, route, str(status)).inc()
         LATENCY.labels(request.method, route).observe(elapsed)
+
+
+def _record(response: Response) -> Response:
+    _access_line(response.status_code)
     return response
+
+
+def _record_if_missed(error: BaseException | None) -> None:
+    """The line is never lost: when an after_request hook (or an error handler) failed
+    before `_record` ran, Flask answered 500, and that is what the line says."""
+    if not g.get("access_logged"):
+        try:
+            _access_line(500)
+        except Exception:  # logging must never turn a served request into a crash
+            logging.getLogger(__name__).exception("could not write the access line")
 
 
 metrics_bp = Blueprint("metrics", __name__)
@@ -180,5 +196,6 @@ def init_app(app: APIFlask) -> None:
     configure_logging(app)
     app.before_request(_start_timer)
     app.after_request(_record)
+    app.teardown_request(_record_if_missed)
     if app.config["METRICS_ENABLED"]:
         app.register_blueprint(metrics_bp)

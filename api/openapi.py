@@ -45,9 +45,9 @@ and send it as `X-API-Key` (`ApiKeyAuth`).
 
 **Scopes.** Each operation lists the scope it needs in `x-required-scopes` and in its
 security requirements: `tasks:read`, `tasks:write`, `reports:write`, `webhooks:read`,
-`webhooks:write`, `users:read`, `users:write`. A login token holds every scope of your role
-(users: `tasks:*`, `reports:write` and `webhooks:*`; admins: all); an API key holds only the
-scopes it was created with. A missing scope is a 403 naming it.
+`webhooks:write`, `users:read`, `users:write`, `admin:write`. A login token holds every scope
+of your role (users: `tasks:*`, `reports:write` and `webhooks:*`; admins: all); an API key
+holds only the scopes it was created with. A missing scope is a 403 naming it.
 
 **Events and webhooks.** Every change to your tasks is an event: follow them with
 `listEvents` (incremental sync from a stored cursor), or subscribe a URL with

@@ -217,9 +217,16 @@ def _token_principal(token: str, *, refresh: bool) -> Principal:
     user, revoked = tokens.token_user(user_id, claims)
     if revoked:
         raise _RefusedError(_auth_failure("The token has been revoked."), claims)
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or issued_before_account(claims, user):
         raise _RefusedError(_auth_failure("The token's user does not exist or is inactive."))
     return Principal(Kind.USER, user, frozenset(ROLE_SCOPES[user.role]), claims)
+
+
+def issued_before_account(claims: dict[str, Any], user: User) -> bool:
+    """A token older than its account names an earlier account with that id (a deleted
+    one; SQLite reused ids before migration 0008): it is not this account's."""
+    issued_at = claims.get("iat")
+    return not isinstance(issued_at, int | float) or issued_at < int(user.created_at.timestamp())
 
 
 def _authenticated() -> User:

@@ -89,6 +89,7 @@ def app_env(database_url: str, **extra: str) -> dict[str, str]:
         "SECRET_KEY": SECRET,
         "JWT_SECRET_KEY": SECRET,
         "DATABASE_URL": database_url,
+        "MAIL_BACKEND": "smtp",  # production refuses to guess one
         "WEB_CONCURRENCY": WORKERS,
         "LOG_LEVEL": "WARNING",  # the per-request access line is measured in one scenario
         # Limits stay on (they are evaluated on every request) but never trip here.

@@ -25,7 +25,10 @@ What the run leaves alone, and why (each is data the spec cannot describe):
   contract asks ("a unique value per intended operation"): reusing one with another body
   is a 422 by design, which schemathesis would draw again and again.
 - A positive `createApiKey` has its `expires_at` in the future ("in the future" has no
-  JSON Schema keyword; a past one is a 422 by design).
+  JSON Schema keyword; a past one is a 422 by design), and only scopes a user's role holds
+  (`USER_SCOPES`: its senders are users; "at most what your role allows" depends on the
+  caller, and more is a 403 by design), so that enough keys exist for the linked
+  scenarios to reach `getApiKey`.
 - `confirmPasswordReset` needs a token that was emailed: a generated one, well formed but
   never issued, is refused with a 422 naming `token` alone, which is not a failure to
   accept valid data (`filter_failure`; tests/test_password_reset.py covers the real flow).
@@ -37,6 +40,16 @@ What the run leaves alone, and why (each is data the spec cannot describe):
 - A positive case carries header values that its own schema accepts: schemathesis 4.32's
   coverage phase cannot draw a header whose `pattern` needs punctuation (If-Match's
   quoted entity tags) and sends `0...0` labelled positive instead.
+- A positive `changePassword` or `updateCurrentUser` sends the sender's real
+  `current_password` (only the server knows it; a wrong one is a 403, by design), and a
+  positive new password too weak for the server (zxcvbn) is swapped for a strong one
+  (`map_case`). Such a password is a 422 naming `password` alone, and a date-time
+  outside the documented bounds a 422 saying those bounds: rules the descriptions state
+  and no JSON Schema keyword can (`filter_failure`; tests/test_hardening.py covers both).
+
+Where the run looks hardest (the probe's findings 8 and 9, which default generation rarely
+reaches): `flatmap_query` and `flatmap_body` swap in, now and then, date-times past the
+bounds in every date-time field and hand-made cursors in `after` (`BOUNDARY_VALUES`).
 
 And one tool bug worked around: see `end_climbs_that_outrun_their_test_case`.
 """
@@ -53,6 +66,7 @@ from typing import Any
 
 import requests
 import schemathesis
+from hypothesis import strategies as st
 from hypothesis.internal.conjecture import optimiser
 from jsonschema import Draft202012Validator
 from schemathesis.auths import AuthContext, SelectiveAuthProvider
@@ -64,6 +78,7 @@ from schemathesis.hooks import HookContext
 from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.schemas import APIOperation, BaseSchema
 from werkzeug.test import Client
+from zxcvbn import zxcvbn
 
 WFC_AUTH_FILE = Path(__file__).with_name("wfc-auth.json")
 CONFIG_FILE = Path(__file__).with_name("schemathesis.toml")
@@ -81,6 +96,29 @@ FRESH_TOKEN_KIND = {
     "changePassword": "access_token",
     "updateCurrentUser": "access_token",
 }
+# Values the probe found that default generation rarely draws, by field name. Only values
+# the server refuses: a hook cannot tell a negative case from a positive one, and swapping
+# an accepted value into a negative case could take away what made it negative.
+# (tests/test_never_5xx.py draws accepted edges too.)
+BOUNDARY_VALUES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        ("due_date", "due_before", "due_after", "expires_at"),
+        (
+            "0001-01-01T00:00:00+14:00",  # year 0 once in UTC
+            "9999-12-31T23:59:59-14:00",  # year 10000 once in UTC
+            "0001-01-01T00:00:00Z",  # a day before the earliest accepted
+            "9999-12-31T00:00:00Z",  # a day after the latest accepted
+        ),
+    ),
+    "after": (
+        "WyItY3JlYXRlZF9hdCxpZCIsWzEsIngiXV0",  # unsigned ["-created_at,id",[1,"x"]]
+        "WyJpZCIsWyIxIl1d.forged-signature",
+        "A" * 1000,
+        ".",
+    ),
+}
+# What a user's role may grant to a key (api.models.ROLE_SCOPES).
+USER_SCOPES = ("tasks:read", "tasks:write", "reports:write")
 # Admin operations that take an account's id and could end or demote it.
 ACCOUNT_CHANGES = ("updateUser", "deleteUser")
 
@@ -249,11 +287,33 @@ def filter_case(context: HookContext, case: Case) -> bool:
     return headers_fit_their_schemas(case)
 
 
+# Operations that set a new password, which must not be too weak.
+NEW_PASSWORD_OPERATIONS = ("register", "changePassword", "confirmPasswordReset")
+
+
+def refused_by_a_described_rule(name: str, errors: list[dict[str, Any]]) -> bool:
+    """A 422 for a rule the spec describes but JSON Schema cannot state (module docstring)."""
+    messages = [str(error.get("message", "")) for error in errors]
+    fields = [error.get("field") for error in errors]
+    if errors and all(message.startswith(DATETIME_BOUNDS_START) for message in messages):
+        return True
+    weak = messages and messages[0].startswith("This password is too weak.")
+    return name in NEW_PASSWORD_OPERATIONS and fields == ["password"] and bool(weak)
+
+
+# The start of every date-time bounds message (schemas.common.DATETIME_BOUNDS).
+DATETIME_BOUNDS_START = "Between 0001-01-02T00:00:00Z and 9999-12-30T23:59:59Z"
+
+
 @schemathesis.hook
 def filter_failure(context: HookContext, failure: Failure, case: Case, response: Response) -> bool:
-    """Keep every failure but the 422s for values only the server mints (module docstring)."""
+    """Keep every failure but the 422s for values only the server mints, or that break a
+    rule only a description states (module docstring)."""
     if isinstance(failure, RejectedPositiveData) and response.status_code == 422:
-        fields = [error.get("field") for error in response.json().get("errors", [])]
+        errors = response.json().get("errors", [])
+        if refused_by_a_described_rule(operation_id(case.operation), errors):
+            return False
+        fields = [error.get("field") for error in errors]
         minted_by_the_server = {
             "confirmPasswordReset": ["token"],
             "listTasks": ["after"],
@@ -274,7 +334,59 @@ def map_case(context: HookContext, case: Case) -> Case:
     headers = case.headers or {}
     if is_positive(case) and "Idempotency-Key" in headers:
         case.headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    body = case.body
+    name = operation_id(case.operation)
+    if not is_positive(case) or not isinstance(body, dict):
+        return case
+    if name == "createApiKey" and isinstance(body.get("scopes"), list):
+        held = [scope for scope in body["scopes"] if scope in USER_SCOPES]
+        body = {**body, "scopes": held or [USER_SCOPES[0]]}
+    if name in ("changePassword", "updateCurrentUser") and "current_password" in body:
+        body = {**body, "current_password": PASSWORD}  # SELF_SERVICE's, always
+    if name in NEW_PASSWORD_OPERATIONS and isinstance(body.get("password"), str):
+        # Hypothesis favours "00000000"-like strings, which the server refuses as too weak
+        # (by design; tests/test_hardening.py): keep the strong ones it draws, so that
+        # `register` creates the accounts the linked scenarios go on to use.
+        inputs = [str(body.get(field, "")) for field in ("username", "email")]
+        if zxcvbn(body["password"][:72], user_inputs=[i for i in inputs if i])["score"] < 2:
+            body = {**body, "password": f"{PASSWORD} {uuid.uuid4().hex[:12]}"}
+    case.body = body
     return case
+
+
+def with_boundaries(data: Any) -> st.SearchStrategy[Any]:
+    """`data` as drawn, or now and then (about one draw in five) with one field, at any
+    depth, swapped for a boundary value: often enough to reach every edge, rarely enough
+    that the run still explores everything else."""
+    edges = boundary_swaps(data)
+    if edges is None:
+        return st.just(data)
+    return st.integers(0, 4).flatmap(lambda n: edges if n == 0 else st.just(data))
+
+
+def boundary_swaps(data: Any) -> st.SearchStrategy[Any] | None:
+    """`data` with one field swapped for a boundary value; None when it has no such field."""
+    if not isinstance(data, dict):
+        return None
+    options: list[st.SearchStrategy[Any]] = []
+    for key, value in data.items():
+        if key in BOUNDARY_VALUES:
+            options.append(
+                st.sampled_from(BOUNDARY_VALUES[key]).map(lambda edge, key=key: {**data, key: edge})
+            )
+        elif (inner := boundary_swaps(value)) is not None:  # createReport's `filters`
+            options.append(inner.map(lambda swapped, key=key: {**data, key: swapped}))
+    return st.one_of(options) if options else None
+
+
+@schemathesis.hook
+def flatmap_query(context: HookContext, query: Any) -> st.SearchStrategy[Any]:
+    return with_boundaries(query)
+
+
+@schemathesis.hook
+def flatmap_body(context: HookContext, body: Any) -> st.SearchStrategy[Any]:
+    return with_boundaries(body)
 
 
 @schemathesis.hook

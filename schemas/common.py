@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from apiflask import Schema, fields, validators
@@ -64,20 +65,42 @@ class StrictBoolean(fields.Boolean):
 
 
 MAX_DATETIME_LENGTH = 64
+# Every date-time must lie within these once converted to UTC. A day inside Python's and
+# the databases' own limits on each side: `0001-01-01T00:00:00+14:00` passes RFC 3339 but
+# is in year 0 in UTC, and a database session in another time zone would shift an edge
+# value out of range when reading it back.
+EARLIEST_DATETIME = datetime(1, 1, 2, tzinfo=UTC)
+LATEST_DATETIME = datetime(9999, 12, 30, 23, 59, 59, tzinfo=UTC)
+DATETIME_BOUNDS = (
+    f"Between {EARLIEST_DATETIME.isoformat().replace('+00:00', 'Z')} and "
+    f"{LATEST_DATETIME.isoformat().replace('+00:00', 'Z')} once converted to UTC."
+)
 
 
 class DateTime(fields.AwareDateTime):
     """An RFC 3339 date-time with an offset, of at most 64 characters (a bound the spec
-    states as `maxLength`, so no client can make the server parse an endless string)."""
+    states as `maxLength`, so no client can make the server parse an endless string),
+    within `DATETIME_BOUNDS` (stated in the field's description); returned in UTC."""
 
     def __init__(self, **kwargs: Any) -> None:
         metadata = {"maxLength": MAX_DATETIME_LENGTH, **kwargs.pop("metadata", {})}
+        description = metadata.get("description")
+        metadata["description"] = (
+            f"{description} {DATETIME_BOUNDS}" if description else (DATETIME_BOUNDS)
+        )
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, str) and len(value) > MAX_DATETIME_LENGTH:
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE)
-        return super()._deserialize(value, attr, data, **kwargs)
+        parsed: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            in_utc = parsed.astimezone(UTC)
+        except OverflowError:  # the offset takes it past year 1 or 9999
+            raise ValidationError(DATETIME_BOUNDS) from None
+        if not EARLIEST_DATETIME <= in_utc <= LATEST_DATETIME:
+            raise ValidationError(DATETIME_BOUNDS)
+        return in_utc
 
 
 class PatchSchema(Schema):

@@ -17,6 +17,7 @@ from schemas.common import (
     PageQuery,
     Pagination,
     PatchSchema,
+    Pattern,
     lower,
 )
 
@@ -24,6 +25,8 @@ TITLE_LENGTH = validators.Length(min=1, max=200)
 MAX_TAGS = 20
 SORT_FIELDS = ("id", "title", "status", "priority", "due_date", "created_at", "updated_at")
 DEFAULT_SORT = "-created_at"
+# A signed cursor's alphabet (base64url and the signature's separator).
+CURSOR_PATTERN = "^[A-Za-z0-9_.-]+$"
 
 
 def _normalise_tags(tags: list[str]) -> list[str]:
@@ -177,11 +180,16 @@ class TaskQuery(PageQuery, TaskFilters):
         validate=validators.Range(min=1, max=MAX_ID), metadata={"description": "Admins only."}
     )
     after = fields.String(
-        validate=[validators.Length(min=1, max=1000), NO_NUL],
+        validate=[
+            validators.Length(min=1, max=1000),
+            Pattern(CURSOR_PATTERN, error="Not a cursor: send `pagination.next_cursor` as is."),
+        ],
         metadata={
             "description": "Keyset paging: `pagination.next_cursor` of the previous page, with "
             "the same filters and sort (not with a sort by `due_date`); `page` is then "
-            "ignored. Every page costs the same however deep it is."
+            "ignored. Every page costs the same however deep it is. Cursors are signed by "
+            "the server and bound to their sort: a cursor made by hand, or one from another "
+            "sort, is a 422 naming `after`."
         },
     )
 

@@ -46,20 +46,27 @@ def email_field(**kwargs: Any) -> fields.Email:
     )
 
 
+WEAK_PASSWORDS = (
+    " Common and trivially weak passwords (`password`, `12345678`, repeats, keyboard runs, "
+    "your username or email) are refused with a 422 saying why."
+)
+
+
 def password_field(description: str = "8..128 characters.", **kwargs: Any) -> fields.String:
     return fields.String(
         load_only=True,
         validate=PASSWORD_LENGTH,
-        metadata={"description": description, "example": "correct horse battery"},
+        metadata={"description": description + WEAK_PASSWORDS, "example": "correct horse battery"},
         **kwargs,
     )
 
 
-def current_password_field(description: str) -> fields.String:
+def current_password_field(description: str, **kwargs: Any) -> fields.String:
     return fields.String(
         load_only=True,
         validate=validators.Length(min=1, max=128),
-        metadata={"description": description},
+        metadata={"description": description, "example": "correct horse battery"},
+        **kwargs,
     )
 
 
@@ -117,9 +124,7 @@ class UserPatchIn(LowerCaseIdentity):
 
 class PasswordChangeIn(Schema):
     password = password_field("The new password, 8..128 characters.", required=True)
-    current_password = current_password_field(
-        "Required unless the access token is fresh (straight from `login`)."
-    )
+    current_password = current_password_field("Your password now; always required.", required=True)
 
 
 class UserAdminPatchIn(PatchSchema):

@@ -25,6 +25,7 @@ _ENV_KEYS = ("APP_ENV", "DATABASE_URL", "MAX_CONTENT_LENGTH", "DEBUG", *SECRET_K
 _ENV_KEYS += ("JWT_ACCESS_TOKEN_EXPIRES", "JWT_REFRESH_TOKEN_EXPIRES")
 _ENV_KEYS += ("REDIS_URL", "REDIS_SOCKET_TIMEOUT", "MAIL_BACKEND", "MAIL_PORT", "MAIL_USE_TLS")
 _ENV_KEYS += ("PASSWORD_RESET_TTL_SECONDS", "REFRESH_REUSE_GRACE_SECONDS")
+_ENV_KEYS += ("METRICS_ENABLED", "METRICS_TOKEN")
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +41,7 @@ def production(**overrides: Any) -> dict[str, Any]:
         "SECRET_KEY": GOOD_SECRET,
         "JWT_SECRET_KEY": GOOD_SECRET + "-jwt",
         "SQLALCHEMY_DATABASE_URI": "sqlite://",
+        "MAIL_BACKEND": "smtp",
     }
     config.update(overrides)
     return {k: v for k, v in config.items() if v is not MISSING}

@@ -352,6 +352,7 @@ def production_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "s" * 40)
     monkeypatch.setenv("JWT_SECRET_KEY", "j" * 40)
+    monkeypatch.setenv("MAIL_BACKEND", "smtp")
     monkeypatch.setenv("DATABASE_URL", sqlite_url(tmp_path))
 
 

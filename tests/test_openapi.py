@@ -24,7 +24,7 @@ PUBLIC |= {"requestPasswordReset", "confirmPasswordReset"}
 SESSIONS_ONLY = {"logout", "updateCurrentUser", "changePassword"}
 SESSIONS_ONLY |= {"createApiKey", "listApiKeys", "getApiKey", "deleteApiKey"}
 SCOPES = {"tasks:read", "tasks:write", "reports:write", "users:read", "users:write"}
-SCOPES |= {"webhooks:read", "webhooks:write"}
+SCOPES |= {"webhooks:read", "webhooks:write", "admin:write"}
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,9 @@ def add_user(app: TasksAPI, username: str = "alice") -> int:
             username=username,
             email=f"{username}@example.com",
             password_hash=hash_password(PASSWORD),
+            # Older than the tokens the tests backdate (a token issued before its account
+            # was created is refused).
+            created_at=datetime.now(UTC) - timedelta(days=1),
         )
         db.session.add(user)
         db.session.commit()

@@ -133,7 +133,9 @@ def test_changing_the_password_revokes_every_token_and_returns_a_new_pair(
     laptop, phone = login(client, "alice"), login(client, "alice")
 
     response = client.put(
-        PASSWORD_URL, json={"password": NEW_PASSWORD}, headers=bearer(laptop["access_token"])
+        PASSWORD_URL,
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=bearer(laptop["access_token"]),
     )
     fresh = assert_token_pair(app, response, user.id)
 
@@ -152,19 +154,21 @@ def test_changing_the_password_revokes_every_token_and_returns_a_new_pair(
     assert stored.token_generation == 1
 
 
-def test_a_refreshed_token_needs_the_current_password(
-    client: FlaskClient, make_user: MakeUser
+@pytest.mark.parametrize("token", ["fresh", "refreshed"])
+def test_every_token_needs_the_current_password(
+    client: FlaskClient, make_user: MakeUser, token: str
 ) -> None:
+    """OWASP ASVS V2.1.6: a fresh token straight from `login` is no substitute either."""
     make_user("alice")
-    refreshed = client.post(
-        REFRESH, headers=bearer(login(client, "alice")["refresh_token"])
-    ).get_json()
-    headers = bearer(refreshed["access_token"])
+    pair = login(client, "alice")
+    if token == "refreshed":
+        pair = client.post(REFRESH, headers=bearer(pair["refresh_token"])).get_json()
+    headers = bearer(pair["access_token"])
 
     body = assert_problem(
-        client.put(PASSWORD_URL, json={"password": NEW_PASSWORD}, headers=headers), 403
+        client.put(PASSWORD_URL, json={"password": NEW_PASSWORD}, headers=headers), 422
     )
-    assert "current_password" in body["detail"]
+    assert [(e["location"], e["field"]) for e in body["errors"]] == [("json", "current_password")]
     wrong = {"password": NEW_PASSWORD, "current_password": "not it"}
     assert_problem(client.put(PASSWORD_URL, json=wrong, headers=headers), 403)
     assert client.get(ME, headers=headers).status_code == 200  # nothing changed
@@ -190,10 +194,8 @@ def test_api_keys_survive_a_password_change(client: FlaskClient, auth: AuthHeade
     key = client.post(
         "/api/v1/api-keys", json={"name": "ci", "scopes": ["tasks:read"]}, headers=headers
     ).get_json()
-    assert (
-        client.put(PASSWORD_URL, json={"password": NEW_PASSWORD}, headers=headers).status_code
-        == 200
-    )
+    body = {"password": NEW_PASSWORD, "current_password": PASSWORD}
+    assert client.put(PASSWORD_URL, json=body, headers=headers).status_code == 200
     assert client.get(TASKS, headers={"X-API-Key": key["secret"]}).status_code == 200
 
 

@@ -40,7 +40,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError,
     TransientJobError,
 )
-_MAX_ERROR_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -132,11 +131,23 @@ def _heartbeat(job_id: int, attempt: int) -> Iterator[None]:
         thread.join()
 
 
-def _describe(error: Exception) -> str:
-    """What the job's owner reads in `error`: the exception's type and first line."""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    described = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    return described[:_MAX_ERROR_LENGTH]
+# What a job's owner reads in `error`: stable messages, never the exception's text (which
+# can quote SQL, file paths or a server's banner). The exception goes to the log, with the
+# request id that the owner quotes.
+RETRYING_ERROR = "A service this job needs did not answer; the job will be retried."
+UNAVAILABLE_ERROR = (
+    "A service this job needs did not answer; the job gave up after {attempts} attempts."
+)
+INTERNAL_ERROR = "The job failed with an internal error. Quote the job id when you report it."
+
+
+def _describe(error: Exception, attempt: int, *, retrying: bool) -> str:
+    """The client's message for a failed attempt (see the constants above)."""
+    if retrying:
+        return RETRYING_ERROR
+    if isinstance(error, TRANSIENT_ERRORS):
+        return UNAVAILABLE_ERROR.format(attempts=attempt)
+    return INTERNAL_ERROR
 
 
 def run_job(job_id: int) -> Outcome:
@@ -178,7 +189,7 @@ def _failed(job_id: int, kind: str, attempt: int, error: Exception, started: flo
             job_id,
             attempt,
             status=JobStatus.QUEUED.value,
-            error=_describe(error),
+            error=f"RunAgain: {error}",  # not a failure: what it did, and that it runs again
             run_after=clock.now() + timedelta(seconds=error.delay),
             heartbeat_at=None,
         )
@@ -197,13 +208,14 @@ def _failed(job_id: int, kind: str, attempt: int, error: Exception, started: flo
             job_id,
             attempt,
             status=JobStatus.QUEUED.value,
-            error=_describe(error),
+            error=_describe(error, attempt, retrying=True),
             run_after=clock.now() + timedelta(seconds=delay),
             heartbeat_at=None,
         )
         return Outcome(ran=True, retry_in=delay)
     log.error("job %s (%s) failed", job_id, kind, exc_info=error)
-    _finish(job_id, kind, attempt, JobStatus.FAILED, started, error=_describe(error))
+    error_text = _describe(error, attempt, retrying=False)
+    _finish(job_id, kind, attempt, JobStatus.FAILED, started, error=error_text)
     return Outcome(ran=True)
 
 

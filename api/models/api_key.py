@@ -20,6 +20,8 @@ class Scope(StrEnum):
     USERS_WRITE = "users:write"
     WEBHOOKS_READ = "webhooks:read"
     WEBHOOKS_WRITE = "webhooks:write"
+    # Operations on the service itself rather than on anyone's data (clearCache).
+    ADMIN_WRITE = "admin:write"
 
 
 # What each role may do. A login token holds every scope of its user's role; an API key

@@ -31,6 +31,9 @@ class User(Base):
     __table_args__ = (
         CheckConstraint(_in("role", Role), name="role"),
         CheckConstraint(_in("tier", Tier), name="tier"),
+        # SQLite would otherwise reuse the id of the newest account once it is deleted,
+        # and that account's tokens would name the next one (migration 0006).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

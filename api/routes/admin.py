@@ -6,7 +6,7 @@ from apiflask import APIBlueprint
 from apiflask.schemas import EmptySchema
 
 from api.extensions import cache
-from api.models import Role
+from api.models import Role, Scope
 from api.routes import ViewResult
 from api.security import requires
 
@@ -19,14 +19,15 @@ bp = APIBlueprint(
 
 
 @bp.delete("/cache")
-@requires(role=Role.ADMIN)
+@requires(Scope.ADMIN_WRITE, role=Role.ADMIN)
 @bp.output(EmptySchema, status_code=204, description="Cache cleared.")
 @bp.doc(operation_id="clearCache")
 def clear_cache() -> ViewResult:
     """Clear the response cache for every user.
 
-    Never needed for correctness (every write makes its user's cached answers unreachable);
-    for operators, e.g. after changing data outside the API.
+    Needs the admin role and the `admin:write` scope (an admin's key without it is a
+    403). Never needed for correctness (every write makes its user's cached
+    answers unreachable); for operators, e.g. after changing data outside the API.
     """
     cache.clear()
     return "", 204

@@ -37,6 +37,9 @@ _dump_task = compile_dumper(TaskOut())
 _TASK_ATTRIBUTES = dumped_attributes(TaskOut())
 
 _STALE = {
+    409: "Sent without If-Match, the change lost the race to concurrent changes several "
+    "times in a row (a change without If-Match is never a 412: it is applied again to the "
+    "task's newest version).",
     412: "The task changed since the If-Match ETag was read (or during this request).",
     428: "This server requires If-Match on changes.",
 }
@@ -54,8 +57,9 @@ def _with_etag(task: Task, status: int = 200, **headers: str) -> ViewResult:
 def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any]) -> ViewResult:
     """Apply `changes` to the caller's task if its If-Match still holds."""
     task = tasks.get_owned_task(current_user(), task_id)
-    check_if_match(task, preconditions.get("if_match"))
-    return _with_etag(tasks.update_task(task, changes))
+    if_match = preconditions.get("if_match")
+    check_if_match(task, if_match)
+    return _with_etag(tasks.update_task(task, changes, conditional=if_match is not None))
 
 
 _OPERATIONS_ON_A_TASK = response_links(
@@ -189,6 +193,7 @@ def delete_task(task_id: int, preconditions: dict[str, Any]) -> ViewResult:
     The answer is 204 with no body; the task is gone for good (a later read is a 404).
     """
     task = tasks.get_owned_task(current_user(), task_id)
-    check_if_match(task, preconditions.get("if_match"))
-    tasks.delete_task(task)
+    if_match = preconditions.get("if_match")
+    check_if_match(task, if_match)
+    tasks.delete_task(task, conditional=if_match is not None)
     return "", 204

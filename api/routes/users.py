@@ -11,7 +11,6 @@ from api.cache import cached
 from api.http import no_store
 from api.models import Role, Scope
 from api.pagination import ListHeaders, paginated
-from api.principal import current_claims
 from api.routes import ViewResult
 from api.security import current_user, requires
 from api.services import users
@@ -60,7 +59,8 @@ def get_current_user() -> ViewResult:
 def update_current_user(json_data: dict[str, Any]) -> ViewResult:
     """Change your username or email.
 
-    Changing the email needs `current_password`. Role, tier and activation are an
+    Changing the email needs `current_password`; wrong ones count against the same
+    per-name guess limit as failed logins (then 429). Role, tier and activation are an
     admin's to change: sending them is a 422.
     """
     return users.update_profile(current_user(), json_data)
@@ -72,20 +72,19 @@ def update_current_user(json_data: dict[str, Any]) -> ViewResult:
 @bp.output(TokenOut, description="A new token pair for this session.")
 @bp.doc(
     operation_id="changePassword",
-    responses={403: "`current_password` is wrong, or missing with a token that is not fresh."},
+    responses={403: "`current_password` is wrong."},
 )
 def change_password(json_data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Change your password.
 
-    Send `current_password`, or call with a fresh access token (straight from `login`).
-    Every token of your account is revoked, these too: carry on with the pair returned.
-    API keys are not affected.
+    Send `current_password` and the new `password`, always: a token alone cannot change
+    it. Wrong current passwords count against the same per-name guess limit as failed
+    logins (then 429). A weak new password is a 422 saying why. Every token of your
+    account is revoked, these too: carry on with the pair returned (not fresh). API keys
+    are not affected.
     """
     pair = users.change_password(
-        current_user(),
-        json_data["password"],
-        json_data.get("current_password"),
-        fresh=bool(current_claims().get("fresh")),
+        current_user(), json_data["password"], json_data["current_password"]
     )
     no_store()
     return pair, 200
@@ -124,7 +123,8 @@ def get_user(user_id: int) -> ViewResult:
 def update_user(user_id: int, json_data: dict[str, Any]) -> ViewResult:
     """Change an account's role, tier or activation (admins).
 
-    Deactivating ends the account's sessions and API keys at once.
+    Deactivating ends the account's sessions and deletes its API keys at once, for good:
+    reactivating brings neither back.
     """
     return users.update_user(users.get_user(user_id), json_data)
 

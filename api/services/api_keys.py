@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
 from api.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from api.extensions import db
@@ -74,6 +74,16 @@ def delete_key(key: ApiKey) -> None:
     log.info("user %s deleted API key %s (%s)", key.user_id, key.id, key.prefix)
     db.session.delete(key)
     db.session.commit()
+
+
+def delete_user_keys(user: User) -> int:
+    """Delete every key of `user` (deactivation: revoked for good); not committed.
+    Returns how many."""
+    result = db.session.execute(delete(ApiKey).where(ApiKey.user_id == user.id))
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        log.info("user %s deactivated: deleted %s API keys", user.id, count)
+    return count
 
 
 def authenticate(secret: str) -> tuple[User, frozenset[str]]:

@@ -21,7 +21,7 @@ from api.extensions import db
 from api.models import Role, User
 from api.principal import current_claims
 from api.security import hash_password, verify_password
-from api.services import notifications, tokens
+from api.services import notifications, passwords, throttle, tokens
 from schemas.common import lower
 
 _signals = Namespace()
@@ -30,25 +30,33 @@ login_failed = _signals.signal(
     doc="""Sent on every failed password check, before the 401 or 403 goes out.
 
     Receivers get the app as sender and keyword arguments `login` (the username or email
-    tried, lower-cased), `user_id` (None when no account matched) and `remote_addr`.
+    tried, lower-cased), `user_id` (None when no account matched), `remote_addr`, and
+    `names`: the login names whose guess budget the failure uses up (the name tried, for a
+    login; the account's username and email, for a wrong `current_password`).
     Connect with `login_failed.connect(receiver)`; a receiver that raises (an
     HTTPError 429, say) stops the request with that error.
     """,
 )
 
 
-def _fail(login: str, user: User | None) -> None:
+def _fail(login: str, user: User | None, names: tuple[str, ...]) -> None:
     login_failed.send(
         current_app._get_current_object(),  # type: ignore[attr-defined]
         login=login,
         user_id=user.id if user is not None else None,
         remote_addr=request.remote_addr if has_request_context() else None,
+        names=names,
     )
 
 
+# Failed guesses use up the guessed names' budget (api.services.throttle).
+login_failed.connect(throttle.charge)
+
+
 def register_user(username: str, email: str, password: str, role: str = Role.USER.value) -> User:
-    """Create a user (409 if the username or email is taken, checked by the DB); queue the
-    welcome email and the admins' notices."""
+    """Create a user (422 for a weak password, 409 if the username or email is taken,
+    checked by the DB); queue the welcome email and the admins' notices."""
+    passwords.check_strength(password, username, email)
     user = User(username=username, email=email, password_hash=hash_password(password), role=role)
     db.session.add(user)
     commit_account()
@@ -73,6 +81,7 @@ def authenticate(login: str, password: str) -> User | None:
     same answer, so login cannot be used to find out which accounts exist.
     """
     login = lower(login.strip())  # as usernames and emails are stored
+    throttle.check(login)  # before the lookup: the same for every name, account or not
     user = None
     if "\x00" not in login:  # no account has one, and PostgreSQL cannot compare with it
         user = db.session.scalar(
@@ -80,15 +89,18 @@ def authenticate(login: str, password: str) -> User | None:
         )
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
-        _fail(login, user)
+        _fail(login, user, (login,))
         return None
     return user
 
 
 def check_current_password(user: User, password: str) -> None:
-    """403 unless `password` is `user`'s password (confirms a sensitive change)."""
+    """403 unless `password` is `user`'s password (confirms a sensitive change); 429 while
+    the account's names wait out failed guesses, which wrong answers here add to."""
+    names = (user.username, user.email)
+    throttle.check(*names)
     if not verify_password(user.password_hash, password):
-        _fail(user.username, user)
+        _fail(user.username, user, names)
         raise ForbiddenError("The current password is wrong.")
 
 

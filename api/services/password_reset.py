@@ -64,7 +64,8 @@ def send_reset_email(email: str) -> None:
 
 def confirm_reset(token: str, password: str) -> None:
     """Set the password, consume the token (and the user's other reset tokens), revoke
-    all the user's tokens. One answer for an unknown, expired or used token."""
+    all the user's tokens. One answer for an unknown, expired or used token; a weak
+    password is a 422 that leaves the token usable."""
     used_at = clock.now()
     consumed = cast(
         CursorResult[Any],
@@ -95,5 +96,9 @@ def confirm_reset(token: str, password: str) -> None:
         .where(PasswordResetToken.user_id == user.id, PasswordResetToken.used_at.is_(None))
         .values(used_at=used_at)
     )
-    set_password(user, password)
+    try:
+        set_password(user, password)
+    except InvalidFieldError:
+        db.session.rollback()  # a weak password does not use the token up
+        raise
     db.session.commit()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
 import orjson
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
     FromClause,
@@ -28,7 +27,13 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
-from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, PreconditionFailedError
+from api.errors import (
+    ConflictError,
+    ForbiddenError,
+    InvalidFieldError,
+    NotFoundError,
+    PreconditionFailedError,
+)
 from api.extensions import db
 from api.models import MAX_ID, EventType, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
@@ -246,31 +251,58 @@ def _key_value(task: Any, name: str) -> Any:
     return value.isoformat() if name in _DATETIME_KEYS else value
 
 
+def _signature(keys: list[tuple[str, bool]]) -> str:
+    return ",".join(("-" if d else "") + n for n, d in keys)
+
+
+def _cursor_serializer() -> URLSafeSerializer:
+    # Signed with the app's secret: a cursor the server did not mint is refused before any
+    # of its values reach a query (where a wrong type would be a 500 on PostgreSQL).
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="tasks-cursor")
+
+
 def _encode_cursor(keys: list[tuple[str, bool]], task: Any) -> str:
-    signature = ",".join(("-" if d else "") + n for n, d in keys)
-    payload = [signature, [_key_value(task, name) for name, _ in keys]]
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode()
+    return str(
+        _cursor_serializer().dumps([_signature(keys), [_key_value(task, n) for n, _ in keys]])
+    )
+
+
+# What each sort key's value must be in a cursor (ranks are ints, timestamps ISO strings).
+_KEY_TYPES: dict[str, type] = {"id": int, "title": str, "status": int, "priority": int}
 
 
 def _decode_cursor(query: dict[str, Any], keys: list[tuple[str, bool]]) -> list[Any]:
-    """The sort values a cursor carries, checked against this query's sort."""
+    """The sort values a cursor carries: signed by this server, for this sort, each of its
+    key's type. Anything else is a 422 naming `after`."""
     if not _keyset_ok(keys):
         raise InvalidFieldError(
             "after", "A cursor cannot follow a sort by due_date; use page.", location="query"
         )
-    signature = ",".join(("-" if d else "") + n for n, d in keys)
     try:
-        found, values = json.loads(base64.urlsafe_b64decode(query["after"].encode()))
-        if found != signature or len(values) != len(keys):
+        found, values = _cursor_serializer().loads(query["after"])
+        if found != _signature(keys) or not isinstance(values, list) or len(values) != len(keys):
             raise ValueError(found)
-        return [
-            datetime.fromisoformat(value) if name in _DATETIME_KEYS else value
-            for (name, _), value in zip(keys, values, strict=True)
-        ]
-    except (ValueError, TypeError, binascii.Error) as error:
+        return [_cursor_value(name, value) for (name, _), value in zip(keys, values, strict=True)]
+    except (BadSignature, ValueError, TypeError) as error:
         raise InvalidFieldError(
             "after", "Not a cursor of this listing (same filters and sort).", location="query"
         ) from error
+
+
+def _cursor_value(name: str, value: Any) -> Any:
+    """One sort value, type-checked (the signature already vouches for it: a second line
+    of defence, should the secret leak)."""
+    if name in _DATETIME_KEYS:
+        if not isinstance(value, str):
+            raise TypeError(name)
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(name)
+        return parsed
+    expected = _KEY_TYPES[name]
+    if type(value) is not expected or (isinstance(value, str) and "\x00" in value):
+        raise TypeError(name)
+    return value
 
 
 def _after(keys: list[tuple[str, bool]], values: list[Any]) -> ColumnElement[bool]:
@@ -318,23 +350,19 @@ def _apply(task: Task, changes: dict[str, Any], now: datetime) -> None:
     task.updated_at = now
 
 
+# A change sent without If-Match that loses a race to a concurrent change is applied again
+# on the new version, this many times in all; a task changing faster than that is a 409.
+BLIND_WRITE_ATTEMPTS = 3
+_CHANGED_DURING = "The task changed during this request; fetch it and retry."
+
+
 def _commit() -> None:
-    _stale_is_412(db.session.commit)
-
-
-def _flush() -> None:
-    # Before recording the change's event: the UPDATE's version check runs here.
-    _stale_is_412(db.session.flush)
-
-
-def _stale_is_412(write: Callable[[], None]) -> None:
+    """Commit; a concurrent change to a version-checked row is a 412 (the If-Match case)."""
     try:
-        write()
+        db.session.commit()
     except StaleDataError:
         db.session.rollback()
-        raise PreconditionFailedError(
-            "The task changed during this request; fetch it and retry."
-        ) from None
+        raise PreconditionFailedError(_CHANGED_DURING) from None
 
 
 def create_task(user: User, data: dict[str, Any]) -> Task:
@@ -349,20 +377,56 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
     return task
 
 
-def update_task(task: Task, changes: dict[str, Any]) -> Task:
-    """Change some fields (PATCH, and PUT with a whole task)."""
-    status_before = task.status
-    _apply(task, changes, _now())
-    _flush()
-    events.record_task_change(task, changes, status_before)
-    _commit()
-    return task
+def _write(task: Task, conditional: bool, change: Callable[[Task], None]) -> Task:
+    """Run `change` on `task` and commit, version-checked.
+
+    `conditional` (the client sent If-Match, already checked): a concurrent change in
+    between is a 412, the precondition the client asked for. Otherwise the client asked
+    for no precondition, so it never gets a 412: the change is applied again to the
+    task's new version (last writer wins, as a blind write means), and after
+    `BLIND_WRITE_ATTEMPTS` lost races it is a 409. A task deleted meanwhile is a 404.
+    """
+    task_id = task.id
+    for _ in range(BLIND_WRITE_ATTEMPTS):
+        try:
+            change(task)  # flushes: the UPDATE's version check runs there
+            db.session.commit()
+            return task
+        except StaleDataError:
+            db.session.rollback()
+            if conditional:
+                raise PreconditionFailedError(_CHANGED_DURING) from None
+        fresh = db.session.get(Task, task_id, populate_existing=True)
+        if fresh is None:
+            raise NotFoundError(f"Task {task_id} does not exist.")
+        task = fresh
+    raise ConflictError(
+        "The task kept changing while this request tried to change it; retry later."
+    )
 
 
-def delete_task(task: Task) -> None:
-    events.record(EventType.TASK_DELETED, task.owner_id, {"id": task.id})
-    db.session.delete(task)
-    _commit()
+def update_task(task: Task, changes: dict[str, Any], *, conditional: bool = True) -> Task:
+    """Change some fields (PATCH, and PUT with a whole task); see `_write`."""
+
+    def change(current: Task) -> None:
+        status_before = current.status
+        _apply(current, changes, _now())
+        db.session.flush()  # the version check, before the change's event is recorded
+        events.record_task_change(current, changes, status_before)
+
+    return _write(task, conditional, change)
+
+
+def delete_task(task: Task, *, conditional: bool = True) -> None:
+    """Delete a task; see `_write` for a concurrent change."""
+
+    def change(current: Task) -> None:
+        task_id, owner_id = current.id, current.owner_id
+        db.session.delete(current)
+        db.session.flush()  # the version check, before the event (recorded last: it locks)
+        events.record(EventType.TASK_DELETED, owner_id, {"id": task_id})
+
+    _write(task, conditional, change)
 
 
 def list_tags(user: User) -> list[dict[str, Any]]:

@@ -6,20 +6,20 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from api.errors import ConflictError, ForbiddenError, NotFoundError
+from api.errors import ConflictError, NotFoundError
 from api.extensions import db
 from api.models import MAX_ID, Role, User
 from api.pagination import Page
 from api.security import hash_password
-from api.services import tokens
+from api.services import api_keys, passwords, tokens
 from api.services.auth import check_current_password, commit_account, issue_tokens
 from api.services.sql import fetch_page
 
 
 def update_profile(user: User, changes: dict[str, Any]) -> User:
-    """Change your username or email; a current password, when sent, must be right (the
-    schema requires one with an email change: whoever holds a stolen token must not be
-    able to redirect password resets to their own address)."""
+    """Change your username, email or preferences. A new email needs the current password
+    (the schema requires it): whoever holds a stolen token must not be able to redirect
+    password resets to their own address. A current password sent along must be right."""
     current_password = changes.pop("current_password", None)
     if current_password is not None:
         check_current_password(user, current_password)
@@ -29,29 +29,23 @@ def update_profile(user: User, changes: dict[str, Any]) -> User:
     return user
 
 
-def change_password(
-    user: User, password: str, current_password: str | None, *, fresh: bool
-) -> dict[str, Any]:
+def change_password(user: User, password: str, current_password: str) -> dict[str, Any]:
     """Set a new password and revoke every token of the user; return a new pair, so the
     session that made the change goes on (in a new family) while every other ends.
 
-    Needs the current password, or a fresh token (straight from `login`: a stolen token
-    kept alive by refreshing is never fresh).
+    Needs the current password, always (OWASP ASVS V2.1.6): a fresh token alone is not
+    enough. The new pair is not fresh, so it cannot stand in for a password later.
     """
-    if current_password is not None:
-        check_current_password(user, current_password)
-    elif not fresh:
-        raise ForbiddenError(
-            "Send `current_password`, or log in again: only a fresh token (from `login`) "
-            "can change the password without it."
-        )
+    check_current_password(user, current_password)
     set_password(user, password)
     db.session.commit()
-    return issue_tokens(user)
+    return issue_tokens(user, fresh=False)
 
 
 def set_password(user: User, password: str) -> None:
-    """New password; all the user's tokens are revoked with the old one. Not committed."""
+    """New password (422 if too weak); all the user's tokens are revoked with the old one.
+    Not committed."""
+    passwords.check_strength(password, user.username, user.email)
     user.password_hash = hash_password(password)
     tokens.revoke_user_tokens(user)
 
@@ -88,8 +82,10 @@ def _is_active_admin(user: User) -> bool:
 
 
 def update_user(user: User, changes: dict[str, Any]) -> User:
-    """Change role, tier or is_active. Deactivating ends the user's sessions at once (and
-    for good: reactivating does not revive them). 409 when it would leave no active admin."""
+    """Change role, tier or is_active. Deactivating ends the user's sessions and deletes
+    their API keys at once, for good: reactivating revives neither (a key someone may have
+    copied while the account was trusted stays dead). 409 when it would leave no active
+    admin."""
     was_admin = _is_active_admin(user)
     if was_admin:
         _lock_admins()
@@ -98,6 +94,7 @@ def update_user(user: User, changes: dict[str, Any]) -> User:
         setattr(user, name, value)
     if deactivating:
         tokens.revoke_user_tokens(user)
+        api_keys.delete_user_keys(user)
     if was_admin and not _is_active_admin(user):
         _keep_an_admin()
     db.session.commit()
