@@ -14,7 +14,7 @@ from sqlalchemy import select
 from api.errors import ConflictError
 from api.extensions import db
 from api.models import Role, Task, User
-from api.services import auth, idempotency, jobs, tasks, tokens
+from api.services import attachments, auth, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
@@ -58,6 +58,12 @@ def init_app(app: APIFlask) -> None:
         click.echo(
             f"purged {records} idempotency records, {revocations} revocations, {expired_jobs} jobs"
         )
+
+    @app.cli.command("sweep-attachments")
+    def sweep_attachments() -> None:
+        """Delete orphaned attachment objects now (the jobs poller also does it hourly)."""
+        temps, objects = attachments.sweep()
+        click.echo(f"removed {temps} unfinished uploads and {objects} unreferenced objects")
 
     jobs_group = AppGroup("jobs", help="Background jobs.")
     app.cli.add_command(jobs_group)

@@ -19,6 +19,7 @@ from marshmallow import EXCLUDE
 from werkzeug.http import parse_etags, quote_etag
 
 from api.errors import (
+    InvalidFieldError,
     PreconditionFailedError,
     PreconditionRequiredError,
     flatten_messages,
@@ -95,6 +96,16 @@ def check_if_match(task: Task, header: str | None) -> None:
             f"Task {task.id} has changed (now at version {task.version}); "
             "fetch it again and retry with the new ETag."
         )
+
+
+def if_none_match(etag: str) -> bool:
+    """Whether this request's If-None-Match names `etag` (a view that streams its body
+    answers the 304 itself; `_conditional_get` handles bodies it can hash)."""
+    errors = _if_none_match.validate(dict(request.headers))
+    if errors:
+        [message] = flatten_messages(errors, "header")[:1]
+        raise InvalidFieldError("If-None-Match", message["message"], location="header")
+    return request.if_none_match.contains_weak(etag)
 
 
 def _conditional_get(response: Response) -> Response:

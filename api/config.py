@@ -181,6 +181,24 @@ class Config:
     # CORS: comma-separated allowed origins; empty: no cross-origin access
     CORS_ORIGINS = ""
 
+    # Attachments. `local`: files under ATTACHMENTS_DIR (None: instance/attachments/);
+    # `s3`: any S3-compatible store (credentials from the standard AWS_* variables).
+    ATTACHMENTS_STORAGE = "local"
+    ATTACHMENTS_DIR: str | None = None
+    S3_BUCKET = ""
+    S3_ENDPOINT_URL: str | None = None  # None: AWS itself; set for MinIO, Ceph, moto...
+    S3_REGION = "us-east-1"
+    # s3 only: downloads answer 307 to a presigned URL valid this long (bytes skip gunicorn).
+    ATTACHMENTS_REDIRECT = False
+    ATTACHMENTS_REDIRECT_SECONDS = 60
+    MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+    ATTACHMENT_QUOTA_BYTES = 100 * 1024 * 1024  # per user, all their tasks
+    MAX_ATTACHMENTS_PER_TASK = 20
+    # The periodic sweep deletes stored objects no row references (and unfinished
+    # uploads) once they are this old; younger ones may belong to an upload in flight.
+    ATTACHMENT_ORPHAN_GRACE_SECONDS = 3600
+    ATTACHMENT_SWEEP_SECONDS = 3600
+
 
 class DevelopmentConfig(Config):
     ENV_NAME = "development"
@@ -239,6 +257,12 @@ _INT_KEYS = {
     "JOB_MAX_ATTEMPTS",
     "JOB_RESULT_TTL",
     "CELERY_VISIBILITY_TIMEOUT",
+    "ATTACHMENTS_REDIRECT_SECONDS",
+    "MAX_ATTACHMENT_BYTES",
+    "ATTACHMENT_QUOTA_BYTES",
+    "MAX_ATTACHMENTS_PER_TASK",
+    "ATTACHMENT_ORPHAN_GRACE_SECONDS",
+    "ATTACHMENT_SWEEP_SECONDS",
 }
 _FLOAT_KEYS = {
     "REDIS_SOCKET_TIMEOUT",

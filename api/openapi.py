@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from apiflask import APIFlask
@@ -125,7 +125,8 @@ _SHARED_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "X-Total-Count": ("Items matching the query, on all pages.", {"type": "integer"}),
     "Location": ("URL of the created resource.", {"type": "string"}),
     "Content-Disposition": (
-        '`attachment; filename="report-<id>.csv"` (or `.json`): a report result is a file.',
+        "The answer is a file to save, never to display: `attachment` with its name "
+        "(`filename`, and `filename*` in UTF-8 for names beyond ASCII).",
         {"type": "string"},
     ),
 }
@@ -142,6 +143,27 @@ _IF_NONE_MATCH = {
         "example": '"42.3"',
     },
 }
+
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def request_body(body: dict[str, Any]) -> Callable[[V], V]:
+    """Document the request body of a view that reads it itself (a file upload: one
+    operation, two media types, which `@input` cannot describe).
+
+    Carried in the view's `_spec` extensions, which APIFlask copies into the operation
+    as they are (as `api.security.requires` does for the scopes); `finish_spec` then
+    treats it like any other body. The view's own 400/413/415 answers are documented by
+    the view (`finish_spec` only fills in those left out).
+    """
+
+    def decorator(view: V) -> V:
+        spec: dict[str, Any] = view.__dict__.setdefault("_spec", {})
+        spec["extensions"] = {**(spec.get("extensions") or {}), "requestBody": body}
+        return view
+
+    return decorator
 
 
 def _header_ref(name: str) -> dict[str, str]:

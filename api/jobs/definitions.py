@@ -6,7 +6,7 @@ from __future__ import annotations
 from api.extensions import db
 from api.jobs import Output, job_kind
 from api.models import Job, Task, User
-from api.services import notifications, password_reset, reports
+from api.services import attachments, notifications, password_reset, reports
 from api.services.email import send_templated
 
 
@@ -49,3 +49,11 @@ def task_created_email(job: Job) -> None:
 @job_kind(password_reset.RESET_JOB)
 def password_reset_email(job: Job) -> None:
     password_reset.send_reset_email(job.params["email"])
+
+
+@job_kind(attachments.SWEEP_JOB)
+def sweep_attachments(job: Job) -> Output:
+    """Remove orphaned attachment objects, then queue the next sweep."""
+    temps, objects = attachments.sweep()
+    attachments.schedule_sweep()
+    return Output(f'{{"temporary": {temps}, "objects": {objects}}}', "application/json")

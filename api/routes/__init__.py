@@ -27,7 +27,18 @@ def response_links(noun: str, parameter: str, *operation_ids: str) -> dict[str, 
 
 
 def init_app(app: APIFlask) -> None:
-    from api.routes import admin, api_keys, auth, health, jobs, reports, tags, tasks, users
+    from api.routes import (
+        admin,
+        api_keys,
+        attachments,
+        auth,
+        health,
+        jobs,
+        reports,
+        tags,
+        tasks,
+        users,
+    )
 
-    for module in (auth, users, api_keys, tasks, tags, reports, jobs, admin, health):
+    for module in (auth, users, api_keys, tasks, attachments, tags, reports, jobs, admin, health):
         app.register_blueprint(module.bp)

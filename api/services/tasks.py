@@ -15,7 +15,7 @@ from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, Precond
 from api.extensions import db
 from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
-from api.services import notifications
+from api.services import attachments, notifications
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
@@ -210,9 +210,12 @@ def _apply(task: Task, changes: dict[str, Any], now: datetime) -> None:
     task.updated_at = now
 
 
-def _commit() -> None:
+def _commit(flush_only: bool = False) -> None:
     try:
-        db.session.commit()
+        if flush_only:
+            db.session.flush()
+        else:
+            db.session.commit()
     except StaleDataError:
         db.session.rollback()
         raise PreconditionFailedError(
@@ -238,7 +241,12 @@ def update_task(task: Task, changes: dict[str, Any]) -> Task:
 
 
 def delete_task(task: Task) -> None:
+    """Delete a task with its attachments (the database cascades the rows) and the
+    stored objects no other attachment shares."""
+    digests = attachments.stored_digests(task)
     db.session.delete(task)
+    _commit(flush_only=True)
+    attachments.release_objects(digests)
     _commit()
 
 
