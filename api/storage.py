@@ -196,6 +196,7 @@ class S3Store:
                         read_timeout=10,
                         retries={"max_attempts": 2, "mode": "standard"},
                         s3={"addressing_style": "path"},
+                        signature_version="s3v4",  # presigned URLs too (SigV2 is retired)
                     ),
                 )
                 self._pid = pid

@@ -8,6 +8,7 @@ import http.client
 import io
 import os
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -236,7 +237,8 @@ def test_delete_removes_the_object_unless_shared(
     first = multipart(client, task, alice, PNG, "one.png").get_json()
     second = raw(client, task, alice, PNG).get_json()
     digest = first["sha256"]
-    assert second["sha256"] == digest and stored(app) == {digest}  # one object, two rows
+    assert second["sha256"] == digest
+    assert stored(app) == {digest}
     assert client.delete(f"{task}/{first['id']}", headers=alice).status_code == 204
     assert stored(app) == {digest}  # the second row still needs it
     assert client.get(f"{task}/{second['id']}/content", headers=alice).data == PNG
@@ -250,7 +252,8 @@ def test_deleting_the_task_deletes_attachments_and_objects(
 ) -> None:
     multipart(client, task, alice, PNG)
     raw(client, task, alice, b"some notes")
-    assert rows(app) == 2 and len(stored(app)) == 2
+    assert rows(app) == 2
+    assert len(stored(app)) == 2
     task_url = task.removesuffix("/attachments")
     assert client.delete(task_url, headers=alice).status_code == 204
     assert rows(app) == 0
@@ -308,7 +311,8 @@ def test_missing_or_empty_file_is_422_naming_file(
     unnamed = raw(client, task, alice, b"data", disposition=None)
     assert unnamed.status_code == 422
     assert field_errors(unnamed) == [("header", "Content-Disposition")]
-    assert rows(app) == 0 and not list(store_of(app).temps())
+    assert rows(app) == 0
+    assert not list(store_of(app).temps())
 
 
 @pytest.mark.parametrize("name", ["..", "/", "../..//", " . "])
@@ -325,8 +329,11 @@ def test_names_are_sanitized(client: FlaskClient, alice: dict[str, str], task: s
     response = multipart(client, task, alice, b"hello", evil)
     assert response.status_code == 201, response.get_json()
     name = response.get_json()["filename"]
-    assert "/" not in name and "\u202e" not in name and "\x07" not in name
-    assert name.startswith("passwd") and name.endswith(".txt")
+    assert "/" not in name
+    assert "\u202e" not in name
+    assert "\x07" not in name
+    assert name.startswith("passwd")
+    assert name.endswith(".txt")
     assert len(name.encode()) <= 255
 
 
@@ -348,7 +355,9 @@ def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task:
     assert "MAX_ATTACHMENT_BYTES" in too_big.get_json()["detail"]
     also_too_big = multipart(client, task, alice, b"x" * (limit + 1))
     assert also_too_big.status_code == 413
-    assert rows(app) == 0 and not stored(app) and not list(store_of(app).temps())
+    assert rows(app) == 0
+    assert not stored(app)
+    assert not list(store_of(app).temps())
     # The JSON limit is untouched elsewhere.
     assert (
         client.post(
@@ -370,7 +379,9 @@ def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task:
     over_quota = raw(client, other, alice, os.urandom(limit))
     assert over_quota.status_code == 409
     assert "ATTACHMENT_QUOTA_BYTES" in over_quota.get_json()["detail"]
-    assert rows(app) == 5 and len(stored(app)) == 5 and not list(store_of(app).temps())
+    assert rows(app) == 5
+    assert len(stored(app)) == 5
+    assert not list(store_of(app).temps())
 
 
 def test_idempotent_upload(
@@ -434,6 +445,38 @@ def test_store_down_mid_upload_is_503_and_loses_nothing(
         dispose(application)
 
 
+def test_redirect_to_a_presigned_url(
+    s3: S3Server, tmp_path: Path, alice_on: Callable[[TasksAPI], dict[str, str]]
+) -> None:
+    config = {**s3_config(s3), "ATTACHMENTS_REDIRECT": True}
+    application = store_app(f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path, **config)
+    try:
+        client = application.test_client()
+        headers = alice_on(application)
+        task = client.post("/api/v1/tasks", json={"title": "T"}, headers=headers)
+        url = f"{task.headers['Location']}/attachments"
+        made = raw(client, url, headers, PNG, "attachment; filename*=UTF-8''%C3%A9t%C3%A9.png")
+        answer = client.get(f"{url}/{made.get_json()['id']}/content", headers=headers)
+        assert answer.status_code == 307
+        presigned = urllib.parse.urlsplit(answer.headers["Location"])
+        assert f"{presigned.scheme}://{presigned.netloc}" == s3.url
+        assert "X-Amz-Expires=60" in presigned.query
+        connection = http.client.HTTPConnection("127.0.0.1", s3.port, timeout=10)
+        try:
+            connection.request("GET", f"{presigned.path}?{presigned.query}")
+            fetched = connection.getresponse()
+            assert fetched.status == 200
+            assert fetched.read() == PNG
+            assert fetched.getheader("Content-Type") == "image/png"
+            assert fetched.getheader("Content-Disposition") == (
+                "attachment; filename=\"_t_.png\"; filename*=UTF-8''%C3%A9t%C3%A9.png"
+            )
+        finally:
+            connection.close()
+    finally:
+        dispose(application)
+
+
 @pytest.fixture
 def alice_on() -> Callable[[TasksAPI], dict[str, str]]:
     def headers(application: TasksAPI) -> dict[str, str]:
@@ -448,20 +491,23 @@ def test_the_sweep_removes_orphans_only(
 ) -> None:
     kept = multipart(client, task, alice, PNG).get_json()["sha256"]
     store = store_of(app)
-    orphan_temp = store.write_temp(iter([b"an upload whose process died"]))
+    # Two unfinished uploads: young, they may still be running (kept); old, they died.
+    first_temp = store.write_temp(iter([b"an upload whose process died"]))
     dead = store.write_temp(iter([b"bytes whose row is gone"]))
     store.promote(dead, hashlib.sha256(b"bytes whose row is gone").hexdigest())
-    fresh = store.write_temp(iter([b"an upload in flight"]))
+    second_temp = store.write_temp(iter([b"another one"]))
     with app.app_context():
         assert attachments.sweep() == (0, 0)  # all younger than the grace period
-        clock.advance(seconds=LIMITS.get("ATTACHMENT_ORPHAN_GRACE_SECONDS", 3600) + 1)
+        clock.advance(seconds=app.config["ATTACHMENT_ORPHAN_GRACE_SECONDS"] + 1)
         sweep_job = db.session.scalar(select(Job).where(Job.kind == attachments.SWEEP_JOB))
-        assert sweep_job is not None and sweep_job.run_after is not None  # queued by upload
+        assert sweep_job is not None
+        assert sweep_job.run_after is not None
         job_id = sweep_job.id
         db.session.rollback()
         run_job(job_id)
         job = db.session.get(Job, job_id)
-        assert job is not None and job.status == "succeeded", job.error
+        assert job is not None
+        assert job.status == "succeeded", job.error
         assert job.result == '{"temporary": 2, "objects": 1}'
         assert (
             db.session.scalar(
@@ -473,7 +519,8 @@ def test_the_sweep_removes_orphans_only(
         )  # the next one
     assert stored(app) == {kept}
     names = {name for name, _ in store.temps()}
-    assert orphan_temp not in names and fresh not in names
+    assert first_temp not in names
+    assert second_temp not in names
 
 
 # --- concurrency -------------------------------------------------------------------------------
