@@ -123,10 +123,24 @@ _SHARED_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "Link": ("RFC 8288 links: first, prev, next, last.", {"type": "string"}),
     "X-Total-Count": ("Items matching the query, on all pages.", {"type": "integer"}),
-    "Location": ("URL of the created resource.", {"type": "string"}),
+    "Location": (
+        "URL of the created resource; on a 307, where to fetch the bytes instead.",
+        {"type": "string"},
+    ),
     "Content-Disposition": (
         "The answer is a file to save, never to display: `attachment` with its name "
         "(`filename`, and `filename*` in UTF-8 for names beyond ASCII).",
+        {"type": "string"},
+    ),
+    # Attachment downloads (api.routes.attachments).
+    "Content-Length": ("Bytes in this answer's body.", {"type": "integer", "format": "int64"}),
+    "Accept-Ranges": ("`bytes`: send `Range` for a part of the file.", {"type": "string"}),
+    "Content-Range": (
+        "`bytes <first>-<last>/<size>` on a 206; `bytes */<size>` on a 416.",
+        {"type": "string"},
+    ),
+    "X-Content-Type-Options": (
+        "`nosniff`: the Content-Type is the sniffed one; browsers must not guess another.",
         {"type": "string"},
     ),
 }

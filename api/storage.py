@@ -76,10 +76,10 @@ class LocalStore:
     filesystem so that a rename is atomic (readers see the whole file or none)."""
 
     def __init__(self, root: Path) -> None:
+        # Directories are made on first write: an app that never stores a file leaves
+        # no trace on disk.
         self.root = root
         self.tmp = root / "tmp"
-        self.tmp.mkdir(parents=True, exist_ok=True)
-        (root / "objects").mkdir(exist_ok=True)
 
     def _path(self, digest: str) -> Path:
         if not _DIGEST.fullmatch(digest):
@@ -90,6 +90,7 @@ class LocalStore:
         name = uuid.uuid4().hex
         path = self.tmp / name
         try:
+            self.tmp.mkdir(parents=True, exist_ok=True)
             with path.open("xb") as file:
                 for chunk in chunks:
                     file.write(chunk)
@@ -108,7 +109,7 @@ class LocalStore:
     def promote(self, temp: str, digest: str) -> None:
         target = self._path(digest)
         try:
-            target.parent.mkdir(exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self.tmp / temp, target)
         except OSError as error:
             raise StorageUnavailableError(f"cannot store {digest}: {error}") from error
@@ -139,7 +140,7 @@ class LocalStore:
                 yield path.name, _mtime(path)
 
     def temps(self) -> Iterator[tuple[str, datetime]]:
-        for path in self.tmp.iterdir():
+        for path in self.tmp.glob("*"):
             if _TEMP.fullmatch(path.name):
                 yield path.name, _mtime(path)
 

@@ -85,16 +85,13 @@ class CreatedAttachmentHeaders(LocationHeader, ETagHeader):
     pass
 
 
-_CONTENT_HEADERS: dict[str, Any] = {
-    "Content-Disposition": {},  # described once in api.openapi
-    "Content-Length": {"description": "Bytes in this answer.", "schema": {"type": "integer"}},
-    "Accept-Ranges": {"description": "`bytes`: ranges are served.", "schema": {"type": "string"}},
-    "X-Content-Type-Options": {
-        "description": "`nosniff`: the Content-Type is the sniffed one; browsers must not guess.",
-        "schema": {"type": "string"},
-    },
-}
-_CONTENT = {"*/*": {"schema": _BYTES}}
+# Described once in api.openapi, like every response header.
+_CONTENT_HEADERS: dict[str, Any] = dict.fromkeys(
+    ("Content-Disposition", "Content-Length", "Accept-Ranges", "X-Content-Type-Options"), {}
+)
+# `application/octet-stream` for SDK generators (which cannot read `*/*`), `*/*` because the
+# answer carries the sniffed type, whatever it is.
+_CONTENT = {"application/octet-stream": {"schema": _BYTES}, "*/*": {"schema": _BYTES}}
 _DOWNLOAD = {
     200: {
         "description": "The bytes, with the stored (sniffed) Content-Type, as a download. "
@@ -105,14 +102,7 @@ _DOWNLOAD = {
     206: {
         "description": "The one byte range asked for (`Range`).",
         "content": _CONTENT,
-        "headers": {
-            **_CONTENT_HEADERS,
-            "Content-Range": {
-                "description": "`bytes <first>-<last>/<size>`.",
-                "required": True,
-                "schema": {"type": "string"},
-            },
-        },
+        "headers": {**_CONTENT_HEADERS, "Content-Range": {}},
     },
     307: {
         "description": "Servers with `ATTACHMENTS_REDIRECT=true`: fetch the bytes from the "
@@ -124,13 +114,7 @@ _DOWNLOAD = {
         "content": {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         },
-        "headers": {
-            "Content-Range": {
-                "description": "`bytes */<size>`: the file's size.",
-                "required": True,
-                "schema": {"type": "string"},
-            }
-        },
+        "headers": {"Content-Range": {}},
     },
     503: "The attachment store is unavailable.",
 }
