@@ -86,9 +86,10 @@ class CreatedAttachmentHeaders(LocationHeader, ETagHeader):
 
 
 # Described once in api.openapi, like every response header.
-_CONTENT_HEADERS: dict[str, Any] = dict.fromkeys(
-    ("Content-Disposition", "Content-Length", "Accept-Ranges", "X-Content-Type-Options"), {}
-)
+_CONTENT_HEADERS: dict[str, Any] = {
+    name: {}
+    for name in ("Content-Disposition", "Content-Length", "Accept-Ranges", "X-Content-Type-Options")
+}
 # `application/octet-stream` for SDK generators (which cannot read `*/*`), `*/*` because the
 # answer carries the sniffed type, whatever it is.
 _CONTENT = {"application/octet-stream": {"schema": _BYTES}, "*/*": {"schema": _BYTES}}
