@@ -216,13 +216,15 @@ class S3Store:
         from botocore.exceptions import BotoCoreError, ClientError
 
         name = uuid.uuid4().hex
-        with tempfile.TemporaryFile(prefix="tasks-api-upload-") as spool:
+        with tempfile.NamedTemporaryFile(prefix="tasks-api-upload-") as spool:
             for chunk in chunks:
                 spool.write(chunk)
-            spool.seek(0)
+            spool.flush()
             try:
-                self.client.upload_fileobj(
-                    spool, self.bucket, f"tmp/{name}", Config=TransferConfig(use_threads=False)
+                # By file name: the transfer manager then reads each part from the file as
+                # it sends it (a file object's parts would be read into memory first).
+                self.client.upload_file(
+                    spool.name, self.bucket, f"tmp/{name}", Config=TransferConfig(use_threads=False)
                 )
             except (BotoCoreError, ClientError) as error:
                 self.discard(name)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from flask import current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
@@ -88,8 +89,20 @@ def file_stream(disposition: str | None) -> FileStream:
     )
 
 
+def _read(stream: IO[bytes]) -> bytes:
+    """One chunk of the body. Werkzeug cuts a body off past this request's
+    `max_content_length` (a chunked body has no length to check beforehand)."""
+    try:
+        return stream.read(CHUNK_BYTES)
+    except RequestEntityTooLarge:
+        limit = current_app.config["MAX_ATTACHMENT_BYTES"]
+        raise ContentTooLargeError(
+            f"The body is larger than the limit of {limit} bytes per file (MAX_ATTACHMENT_BYTES)."
+        ) from None
+
+
 def _raw_chunks(stream: IO[bytes]) -> Iterator[bytes]:
-    while chunk := stream.read(CHUNK_BYTES):
+    while chunk := _read(stream):
         yield chunk
 
 
@@ -101,7 +114,7 @@ def _events(stream: IO[bytes], decoder: MultipartDecoder) -> Iterator[object]:
         except ValueError as error:
             raise MalformedBodyError(f"The multipart body is malformed: {error}") from error
         if isinstance(event, NeedData):
-            decoder.receive_data(stream.read(CHUNK_BYTES) or None)
+            decoder.receive_data(_read(stream) or None)
             continue
         yield event
         if isinstance(event, Epilogue):
