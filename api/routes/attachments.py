@@ -167,7 +167,12 @@ def _created(task: Task, filename: str, upload: attachments.Upload) -> Response:
     headers=CreatedAttachmentHeaders,
     description="The new attachment; `Location` is its URL, `ETag` its quoted SHA-256.",
     links=response_links(
-        "attachment", "attachment_id", "getAttachment", "downloadAttachment", "deleteAttachment"
+        "attachment",
+        "attachment_id",
+        "getAttachment",
+        "downloadAttachment",
+        "deleteAttachment",
+        also=("task_id",),
     ),
 )
 @bp.doc(operation_id="uploadAttachment", responses=_UPLOAD_ERRORS)
