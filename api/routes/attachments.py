@@ -21,7 +21,7 @@ from api.security import current_user, requires
 from api.services import attachments, tasks
 from api.uploads import file_stream
 from schemas.attachments import AttachmentList, AttachmentOut, AttachmentQuery
-from schemas.common import LocationHeader
+from schemas.common import LocationHeader, Pattern
 
 bp = APIBlueprint(
     "attachments",
@@ -54,10 +54,15 @@ _UPLOAD_BODY = {
 }
 
 
+# What a header value may hold (RFC 9110 field-value: visible characters, spaces, tabs and
+# obs-text); a control character cannot be sent in one.
+_HEADER_TEXT = Pattern(r"^[\t\x20-\x7e\x80-\xff]*$", error="Not a header value.")
+
+
 class UploadHeaders(IdempotencyKeyHeader):
     content_disposition = fields.String(
         data_key="Content-Disposition",
-        validate=validators.Length(max=2048),
+        validate=[validators.Length(max=2048), _HEADER_TEXT],
         metadata={
             "description": "Raw-body uploads only: the file's name, as "
             "`attachment; filename=\"…\"` or `attachment; filename*=UTF-8''…`.",
@@ -72,7 +77,7 @@ class RangeHeader(Schema):
 
     range = fields.String(
         data_key="Range",
-        validate=validators.Length(max=256),
+        validate=[validators.Length(max=256), _HEADER_TEXT],
         metadata={
             "description": "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-512`): "
             "206 with that part. Several ranges, or a malformed header, get the whole file.",
@@ -217,7 +222,10 @@ def upload_attachment(task_id: int, upload_headers: dict[str, Any]) -> ViewResul
 @bp.output(AttachmentList, headers=ListHeaders, description="One page of attachments.")
 @bp.doc(operation_id="listAttachments")
 def list_attachments(task_id: int, query_data: dict[str, Any]) -> ViewResult:
-    """List a task's attachments, oldest first, paginated."""
+    """List a task's attachments, oldest first, paginated.
+
+    The body has `data` and `pagination`; the `Link` and `X-Total-Count` headers say the same.
+    """
     return paginated(attachments.list_attachments(_task(task_id), query_data))
 
 
@@ -227,7 +235,10 @@ def list_attachments(task_id: int, query_data: dict[str, Any]) -> ViewResult:
 @bp.output(AttachmentOut)
 @bp.doc(operation_id="getAttachment")
 def get_attachment(task_id: int, attachment_id: int) -> ViewResult:
-    """Get an attachment's metadata (name, sniffed type, size, SHA-256)."""
+    """Get an attachment's metadata (name, sniffed type, size, SHA-256).
+
+    The bytes are at `downloadAttachment`. Another user's attachment is a 404.
+    """
     return _attachment(task_id, attachment_id)
 
 
@@ -286,6 +297,10 @@ def download_attachment(task_id: int, attachment_id: int, ranges: dict[str, Any]
 @bp.output(EmptySchema, status_code=204, description="Deleted, with its stored bytes.")
 @bp.doc(operation_id="deleteAttachment", responses={503: "The attachment store is unavailable."})
 def delete_attachment(task_id: int, attachment_id: int) -> ViewResult:
-    """Delete an attachment; its bytes go too (unless another attachment has the same)."""
+    """Delete an attachment.
+
+    The answer is 204 with no body; the stored bytes are deleted with it (unless another
+    attachment has the very same bytes, which it keeps).
+    """
     attachments.delete_attachment(_attachment(task_id, attachment_id))
     return "", 204
