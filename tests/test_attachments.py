@@ -12,6 +12,7 @@ import tracemalloc
 import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,16 @@ from api.models import Attachment, Job
 from api.openapi import TasksAPI
 from api.services import attachments
 from api.storage import Store
-from tests.conftest import Clock, bearer, dispose, login, make_app, tier_missing
+from tests.conftest import (
+    POSTGRES_TEST_OPTIONS,
+    Clock,
+    bearer,
+    dispose,
+    fresh_postgres_database,
+    login,
+    make_app,
+    tier_missing,
+)
 from tests.support.apps import add_user
 from tests.support.processes import S3Server, s3_server
 
@@ -75,18 +85,25 @@ def store_app(database_url: str, directory: Path, **config: Any) -> TasksAPI:
     return application
 
 
-@pytest.fixture(scope="module", params=["local", "s3"])
+@pytest.fixture(scope="module", params=["local", "s3", "local-postgresql"])
 def app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TasksAPI]:
-    """This module's app: SQLite, with each attachment store in turn."""
+    """This module's app: each attachment store on SQLite, and the local one on PostgreSQL
+    too (`TEST_DATABASE_URL`; its locks and INSERT ... SELECT are PostgreSQL's own)."""
     directory = tmp_path_factory.mktemp("attachments")
-    config = s3_config(request.getfixturevalue("s3")) if request.param == "s3" else {}
-    application = store_app(f"sqlite:///{directory / 'tasks.db'}", directory, **config)
-    yield application
-    with application.app_context():
-        db.drop_all()
-    dispose(application)
+    with ExitStack() as stack:
+        config = s3_config(request.getfixturevalue("s3")) if request.param == "s3" else {}
+        if request.param == "local-postgresql":
+            # A database of its own: the session's PostgreSQL app keeps its tables.
+            server = request.getfixturevalue("postgres_server")
+            url = stack.enter_context(fresh_postgres_database(server))
+            config = POSTGRES_TEST_OPTIONS
+        else:
+            url = f"sqlite:///{directory / 'tasks.db'}"
+        application = store_app(url, directory, **config)
+        stack.callback(dispose, application)
+        yield application
 
 
 @pytest.fixture(autouse=True)
@@ -590,33 +607,33 @@ def test_the_sweep_removes_orphans_only(
 def test_concurrent_uploads_never_exceed_the_per_task_limit(
     request: pytest.FixtureRequest, tmp_path: Path, database: str
 ) -> None:
-    if database == "postgresql":
-        url = request.getfixturevalue("postgres_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'tasks.db'}"
-    application = store_app(url, tmp_path)
-    server = make_server("127.0.0.1", 0, application, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        headers = {}
-        with application.app_context():
-            db.session.execute(Attachment.__table__.delete())
-            db.session.commit()
-        name = f"racer{uuid.uuid4().hex[:8]}"
-        add_user(application, name)
-        headers = bearer(login(application.test_client(), name)["access_token"])
+    """Ten uploads at once, over real HTTP, to a task with room for three."""
+    with ExitStack() as stack:
+        if database == "postgresql":
+            server_url = request.getfixturevalue("postgres_server")
+            url = stack.enter_context(fresh_postgres_database(server_url))
+        else:
+            url = f"sqlite:///{tmp_path / 'tasks.db'}"
+        application = store_app(url, tmp_path)
+        stack.callback(dispose, application)
+        add_user(application, "racer")
+        headers = bearer(login(application.test_client(), "racer")["access_token"])
         task = application.test_client().post(
             "/api/v1/tasks", json={"title": "Race"}, headers=headers
         )
         path = f"{task.headers['Location']}/attachments"
+        server = make_server("127.0.0.1", 0, application, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        stack.callback(server.server_close)
+        stack.callback(thread.join, 10)
+        stack.callback(server.shutdown)
         statuses: list[int] = []
         start = threading.Barrier(10)
 
         def upload(n: int) -> None:
             start.wait(timeout=10)
-            reply = http_request_bytes(server.server_port, path, headers, b"racer %d" % n)
-            statuses.append(reply)
+            statuses.append(upload_over_http(server.server_port, path, headers, b"racer %d" % n))
 
         racers = [threading.Thread(target=upload, args=(n,)) for n in range(10)]
         for racer in racers:
@@ -627,16 +644,9 @@ def test_concurrent_uploads_never_exceed_the_per_task_limit(
         assert sorted(statuses) == [201] * most + [409] * (10 - most)
         assert rows(application) == most
         assert len(stored(application)) == most
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
-        with application.app_context():
-            db.drop_all() if database == "sqlite" else None
-        dispose(application)
 
 
-def http_request_bytes(port: int, path: str, headers: dict[str, str], data: bytes) -> int:
+def upload_over_http(port: int, path: str, headers: dict[str, str], data: bytes) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         connection.request(
