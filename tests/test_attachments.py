@@ -518,6 +518,19 @@ def test_store_down_mid_upload_is_503_and_loses_nothing(
         again = client.get(f"{url}/{kept['id']}/content", headers=headers)
         assert again.data == PNG
         assert stored(application) == {kept["sha256"]}
+        # A delete that cannot remove the bytes removes nothing: the row stays with them.
+        s3.go_down()
+        try:
+            refused = client.delete(f"{url}/{kept['id']}", headers=headers)
+            task_refused = client.delete(task.headers["Location"], headers=headers)
+        finally:
+            s3.come_back()
+        assert (refused.status_code, task_refused.status_code) == (503, 503)
+        assert "nothing was changed" in refused.get_json()["detail"]
+        assert client.get(f"{url}/{kept['id']}/content", headers=headers).data == PNG
+        assert client.delete(task.headers["Location"], headers=headers).status_code == 204
+        assert rows(application) == 0
+        assert stored(application) == set()
     finally:
         dispose(application)
 

@@ -141,8 +141,7 @@ def _stored(action: Any) -> Any:
         db.session.rollback()
         current_app.logger.warning("attachment store unavailable: %s", error)
         raise ServiceUnavailableError(
-            "The attachment store is unavailable; nothing was changed. Retry later.",
-            headers={"Retry-After": "5"},
+            "The attachment store is unavailable; nothing was changed. Retry later."
         ) from error
 
 
