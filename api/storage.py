@@ -15,7 +15,7 @@ import re
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +47,7 @@ class Store(Protocol):
     def discard(self, temp: str) -> None:
         """Remove a temporary object if it is still there; never raises."""
 
-    def read(self, digest: str, start: int, length: int) -> Iterator[bytes]:
+    def read(self, digest: str, start: int, length: int) -> Chunks:
         """`length` bytes of the object from `start`. The store is reached before this
         returns, so an outage is raised here rather than halfway through a response."""
 
@@ -117,13 +117,13 @@ class LocalStore:
     def discard(self, temp: str) -> None:
         (self.tmp / temp).unlink(missing_ok=True)
 
-    def read(self, digest: str, start: int, length: int) -> Iterator[bytes]:
+    def read(self, digest: str, start: int, length: int) -> Chunks:
         try:
             file = self._path(digest).open("rb")
         except OSError as error:
             raise StorageUnavailableError(f"cannot read {digest}: {error}") from error
         file.seek(start)
-        return _read_file(file, length)
+        return Chunks(_read_file(file, length), file.close)
 
     def delete(self, digest: str) -> None:
         try:
@@ -149,13 +149,28 @@ class LocalStore:
 
 
 def _read_file(file: BinaryIO, length: int) -> Iterator[bytes]:
-    with file:
+    with file:  # closed once read, whether or not the server calls `close`
         while length > 0:
             chunk = file.read(min(CHUNK_BYTES, length))
             if not chunk:
                 return
             length -= len(chunk)
             yield chunk
+
+
+class Chunks:
+    """An object's bytes as a WSGI body whose `close` releases the file or connection,
+    even when nobody iterates it (a HEAD request, a client gone before the first byte)."""
+
+    def __init__(self, chunks: Iterator[bytes], release: Callable[[], None]) -> None:
+        self._chunks = chunks
+        self._release = release
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._release()
 
 
 class S3Store:
@@ -245,14 +260,15 @@ class S3Store:
         with suppress(StorageUnavailableError):
             self._call("delete", "delete_object", Key=f"tmp/{temp}")
 
-    def read(self, digest: str, start: int, length: int) -> Iterator[bytes]:
+    def read(self, digest: str, start: int, length: int) -> Chunks:
         answer = self._call(
             "read",
             "get_object",
             Key=f"objects/{digest}",
             Range=f"bytes={start}-{start + length - 1}",
         )
-        return _read_stream(answer["Body"])
+        body = answer["Body"]
+        return Chunks(body.iter_chunks(CHUNK_BYTES), body.close)
 
     def delete(self, digest: str) -> None:
         self._call("delete", "delete_object", Key=f"objects/{digest}")
@@ -307,13 +323,6 @@ class S3Store:
         except (BotoCoreError, ClientError) as error:
             raise StorageUnavailableError(f"S3 presign: {error}") from error
         return url
-
-
-def _read_stream(body: Any) -> Iterator[bytes]:
-    try:
-        yield from body.iter_chunks(CHUNK_BYTES)
-    finally:
-        body.close()
 
 
 def store() -> Store:

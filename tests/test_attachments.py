@@ -233,7 +233,12 @@ def test_download_etag_304_and_ranges(
     assert (full.status_code, full.headers["ETag"], full.data) == (200, etag, data)
     assert full.headers["Content-Length"] == str(len(data))
     assert full.headers["Accept-Ranges"] == "bytes"
+    head = client.head(url, headers=alice)
+    assert (head.status_code, head.data) == (200, b"")
+    assert head.headers["Content-Length"] == str(len(data))
+    assert head.headers["ETag"] == etag
     cached = client.get(url, headers={**alice, "If-None-Match": etag})
+
     assert (cached.status_code, cached.data) == (304, b"")
     part = client.get(url, headers={**alice, "Range": "bytes=1000-1999"})
     assert part.status_code == 206

@@ -39,7 +39,7 @@ from api.models.base import UTCDateTime
 from api.pagination import Page
 from api.services import clock
 from api.services.sql import fetch_page
-from api.storage import StorageUnavailableError, store
+from api.storage import Chunks, StorageUnavailableError, store
 
 SWEEP_JOB = "attachments.sweep"
 # Enough for every signature the sniffer knows (most sit in the first few hundred bytes).
@@ -315,7 +315,8 @@ def release_objects(digests: Sequence[str]) -> None:
 # --- downloads ---------------------------------------------------------------------------
 
 
-def read(attachment: Attachment, start: int, length: int) -> Iterator[bytes]:
+def read(attachment: Attachment, start: int, length: int) -> Chunks:
+    """The bytes to send (close the result if it is not sent)."""
     return _stored(lambda: store().read(attachment.sha256, start, length))  # type: ignore[no-any-return]
 
 
