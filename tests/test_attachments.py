@@ -613,6 +613,8 @@ def test_the_sweep_removes_orphans_only(
             == 1
         )  # the next one
     assert stored(app) == {kept}
+    result = app.test_cli_runner().invoke(args=["sweep-attachments"])
+    assert result.output == "removed 0 unfinished uploads and 0 unreferenced objects\n"
     names = {name for name, _ in store.temps()}
     assert first_temp not in names
     assert second_temp not in names

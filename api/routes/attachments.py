@@ -268,7 +268,8 @@ def download_attachment(task_id: int, attachment_id: int, ranges: dict[str, Any]
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "Content-Disposition": attachments.content_disposition(attachment.filename),
-        # Belt and braces for types a browser would run, should one open it anyway.
+        # Belt and braces for the types a browser would run (HTML, SVG, XML, JavaScript),
+        # should one open the file anyway: no scripts, no origin.
         "Content-Security-Policy": "sandbox",
     }
     wanted = request.range if ranges.get("range") else None

@@ -19,7 +19,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import puremagic
@@ -45,21 +45,6 @@ SWEEP_JOB = "attachments.sweep"
 # Enough for every signature the sniffer knows (most sit in the first few hundred bytes).
 SNIFF_BYTES = 8192
 MAX_FILENAME_BYTES = 255
-# Types a browser would render or run. Every download is `Content-Disposition:
-# attachment` with `nosniff`; these also get a sandboxing CSP, in case a client opens one.
-ACTIVE_TYPES = frozenset(
-    {
-        "text/html",
-        "application/xhtml+xml",
-        "image/svg+xml",
-        "application/xml",
-        "text/xml",
-        "text/javascript",
-        "application/javascript",
-    }
-)
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -123,10 +108,6 @@ def sniff(head: bytes) -> str:
         if error.start < len(head) - 3:
             return "application/octet-stream"
     return "text/plain; charset=utf-8" if head else "application/octet-stream"
-
-
-def is_active(content_type: str) -> bool:
-    return content_type.split(";", 1)[0].strip() in ACTIVE_TYPES
 
 
 # --- storage calls -----------------------------------------------------------------------
@@ -235,16 +216,16 @@ def create_attachment(task: Task, filename: str, upload: Upload) -> Attachment:
     ).scalar_one_or_none()
     if new_id is None:
         _refuse(task, owner_id, upload.size)
+    attachment = db.session.get_one(Attachment, new_id)
+    # Events: `attachment.created` is written here, in this transaction (it commits, or
+    # rolls back, with the row).
     _stored(lambda: store().promote(upload.temp, upload.sha256))
     db.session.commit()
-    attachment = db.session.get(Attachment, new_id)
-    assert attachment is not None  # committed a moment ago by this session  # nosec B101
-    # Hook: an `attachment.created` event belongs here (after the commit).
     schedule_sweep()
     return attachment
 
 
-def _refuse(task: Task, owner_id: int, size: int) -> None:
+def _refuse(task: Task, owner_id: int, size: int) -> NoReturn:
     """Say which limit the upload would break."""
     config = current_app.config
     most = config["MAX_ATTACHMENTS_PER_TASK"]
@@ -290,11 +271,12 @@ def get_attachment(task: Task, attachment_id: int) -> Attachment:
 def delete_attachment(attachment: Attachment) -> None:
     """Delete the row, and its object if no other row shares it."""
     digest = attachment.sha256
+    # Events: `attachment.deleted` is written here, in this transaction (deleting a task
+    # deletes its attachments through `stored_digests` and `release_objects` instead).
     db.session.delete(attachment)
     db.session.flush()
     release_objects([digest])
     db.session.commit()
-    # Hook: an `attachment.deleted` event belongs here (after the commit).
 
 
 def stored_digests(task: Task) -> list[str]:
