@@ -8,6 +8,7 @@ from typing import Any, cast
 from apiflask import APIBlueprint, Schema, fields, validators
 from apiflask.schemas import EmptySchema
 from flask import Response, current_app, redirect, request, url_for
+from marshmallow import EXCLUDE
 from werkzeug.http import quote_etag
 
 from api.conditional import ETagHeader, if_none_match
@@ -74,7 +75,7 @@ class UploadHeaders(IdempotencyKeyHeader):
 
 class RangeHeader(Schema):
     class Meta:
-        unknown = "exclude"
+        unknown = EXCLUDE
 
     range = fields.String(
         data_key="Range",
