@@ -684,3 +684,20 @@ def upload_over_http(port: int, path: str, headers: dict[str, str], data: bytes)
         return response.status
     finally:
         connection.close()
+
+
+def test_each_process_makes_its_own_s3_client(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 clients are not fork-safe: a gunicorn worker (another pid) makes its own."""
+    application = store_app(f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path, **s3_config(s3))
+    try:
+        store: Any = store_of(application)
+        parent = store.client
+        assert store.client is parent  # one per process, shared by its threads
+        monkeypatch.setattr(os, "getpid", lambda: -1)  # as seen from a forked worker
+        child = store.client
+        assert child is not parent
+        assert list(store.objects()) == []  # and it works
+    finally:
+        dispose(application)
