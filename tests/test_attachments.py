@@ -19,12 +19,13 @@ from typing import Any
 import boto3
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from werkzeug.serving import make_server
 
+from api.errors import NotFoundError
 from api.extensions import db
 from api.jobs.runner import run_job
-from api.models import Attachment, Job
+from api.models import Attachment, Job, Task
 from api.openapi import TasksAPI
 from api.services import attachments
 from api.storage import Store
@@ -701,3 +702,20 @@ def test_each_process_makes_its_own_s3_client(
         assert list(store.objects()) == []  # and it works
     finally:
         dispose(application)
+
+
+def test_a_task_deleted_during_the_upload_is_404_and_leaves_nothing(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    task_id = int(task.split("/")[-2])
+    with app.app_context():
+        owned = db.session.get_one(Task, task_id)
+        upload = attachments.receive(iter([b"late bytes"]), "body")
+        with db.engine.begin() as other:  # another request deletes the task meanwhile
+            other.execute(delete(Task).where(Task.id == task_id))
+        with pytest.raises(NotFoundError):
+            attachments.create_attachment(owned, "late.txt", upload)
+        attachments.discard(upload)
+    assert rows(app) == 0
+    assert stored(app) == set()
+    assert not list(store_of(app).temps())

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import puremagic
 from flask import current_app
 from sqlalchemy import exists, func, insert, literal, select, text
+from sqlalchemy.exc import IntegrityError
 
 from api.errors import (
     ConflictError,
@@ -186,7 +187,6 @@ def create_attachment(task: Task, filename: str, upload: Upload) -> Attachment:
     owner_id = task.owner_id
     # PostgreSQL: one upload per owner at a time through here (SQLite: writes are serial).
     db.session.execute(select(User.id).where(User.id == owner_id).with_for_update())
-    _lock_object(upload.sha256)
     count = select(func.count()).where(Attachment.task_id == task.id).scalar_subquery()
     used = (
         select(func.coalesce(func.sum(Attachment.size), 0))
@@ -211,11 +211,18 @@ def create_attachment(task: Task, filename: str, upload: Upload) -> Attachment:
         count < config["MAX_ATTACHMENTS_PER_TASK"],
         used + upload.size <= config["ATTACHMENT_QUOTA_BYTES"],
     )
-    new_id = db.session.execute(
-        insert(Attachment).from_select(list(values), row).returning(Attachment.id)
-    ).scalar_one_or_none()
+    try:
+        new_id = db.session.execute(
+            insert(Attachment).from_select(list(values), row).returning(Attachment.id)
+        ).scalar_one_or_none()
+    except IntegrityError:  # the task was deleted since it was read
+        db.session.rollback()
+        raise NotFoundError(f"Task {values['task_id']} does not exist.") from None
     if new_id is None:
         _refuse(task, owner_id, upload.size)
+    # The digest's lock after the INSERT, as a delete takes it after its DELETE: both wait
+    # on the task's row first, so neither can hold the digest while waiting for the other.
+    _lock_object(upload.sha256)
     attachment = db.session.get_one(Attachment, new_id)
     # Events: `attachment.created` is written here, in this transaction (it commits, or
     # rolls back, with the row).
