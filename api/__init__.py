@@ -74,6 +74,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         openapi,
         routes,
         security,
+        storage,
     )
     from api.extensions import db, init_redis, mail, migrate
 
@@ -89,6 +90,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     mail.init_app(app)
     init_redis(app)
     jobs.init_app(app)
+    storage.init_app(app)
     errors.init_app(app)
     http.init_app(app)
     security.init_app(app)  # resolves the principal, before the limiter reads it

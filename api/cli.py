@@ -15,7 +15,7 @@ from api.errors import ConflictError, InvalidFieldError
 from api.extensions import db
 from api.jobs import workers
 from api.models import Role, Task, User
-from api.services import auth, events, idempotency, jobs, tasks, tokens
+from api.services import attachments, auth, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
@@ -65,6 +65,12 @@ def init_app(app: APIFlask) -> None:
             f"purged {records} idempotency records, {revocations} revocations, {old_events} "
             f"events, {expired_jobs} jobs, {silent} heartbeats of stopped workers"
         )
+
+    @app.cli.command("sweep-attachments")
+    def sweep_attachments() -> None:
+        """Delete orphaned attachment objects now (the jobs poller also does it hourly)."""
+        temps, objects = attachments.sweep()
+        click.echo(f"removed {temps} unfinished uploads and {objects} unreferenced objects")
 
     jobs_group = AppGroup("jobs", help="Background jobs.")
     app.cli.add_command(jobs_group)

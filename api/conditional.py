@@ -21,6 +21,7 @@ from marshmallow import EXCLUDE
 from werkzeug.http import parse_etags
 
 from api.errors import (
+    InvalidFieldError,
     PreconditionFailedError,
     PreconditionRequiredError,
     flatten_messages,
@@ -106,6 +107,16 @@ def check_if_match(task: Task, header: str | None) -> None:
         )
 
 
+def if_none_match(etag: str) -> bool:
+    """Whether this request's If-None-Match names `etag` (a view that streams its body
+    answers the 304 itself; `_write_etag` handles bodies it can hash)."""
+    errors = _if_none_match.validate(dict(request.headers))
+    if errors:
+        [message] = flatten_messages(errors, "header")[:1]
+        raise InvalidFieldError("If-None-Match", message["message"], location="header")
+    return request.if_none_match.contains_weak(etag)
+
+
 def _write_etag(response: Response) -> Response:
     """The one writer of `ETag`: the entity tag the request declared (`use_etag`) on any
     successful answer, else, on a successful API GET, one from the body. A GET whose
@@ -115,7 +126,7 @@ def _write_etag(response: Response) -> Response:
     200: authentication and a missing resource speak first, as for any other input.
     """
     declared = g.get("etag")
-    if declared is not None and 200 <= response.status_code < 300:
+    if declared is not None and (200 <= response.status_code < 300 or response.status_code == 304):
         response.set_etag(declared)
     if (
         request.method in ("GET", "HEAD")

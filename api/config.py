@@ -148,6 +148,24 @@ class Setting:
             if getattr(self, profile) is not _UNSET
         }
 
+    # Attachments. `local`: files under ATTACHMENTS_DIR (None: instance/attachments/);
+    # `s3`: any S3-compatible store (credentials from the standard AWS_* variables).
+    ATTACHMENTS_STORAGE = "local"
+    ATTACHMENTS_DIR: str | None = None
+    S3_BUCKET = ""
+    S3_ENDPOINT_URL: str | None = None  # None: AWS itself; set for MinIO, Ceph, moto...
+    S3_REGION = "us-east-1"
+    # s3 only: downloads answer 307 to a presigned URL valid this long (bytes skip gunicorn).
+    ATTACHMENTS_REDIRECT = False
+    ATTACHMENTS_REDIRECT_SECONDS = 60
+    MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+    ATTACHMENT_QUOTA_BYTES = 100 * 1024 * 1024  # per user, all their tasks
+    MAX_ATTACHMENTS_PER_TASK = 20
+    # The periodic sweep deletes stored objects no row references (and unfinished
+    # uploads) once they are this old; younger ones may belong to an upload in flight.
+    ATTACHMENT_ORPHAN_GRACE_SECONDS = 3600
+    ATTACHMENT_SWEEP_SECONDS = 3600
+
 
 S = Setting
 _LIMIT = "a Flask-Limiter limit string"
@@ -205,6 +223,19 @@ SETTINGS: tuple[Setting, ...] = (
     S("CELERY_QUEUE", TEXT, "tasks-api-jobs", "Queue the jobs go to."),
     S("CELERY_VISIBILITY_TIMEOUT", INT, 3600, "Redis broker: seconds before an unacknowledged message (its worker died) is delivered again."),
     S("CELERY_KEY_PREFIX", TEXT, "", "Redis broker: prefix of every broker key (several deployments on one Redis)."),
+    # Attachments
+    S("ATTACHMENTS_STORAGE", TEXT, "local", "Where attachment bytes live: `local` (a directory) or `s3` (any S3-compatible store).", choices=("local", "s3")),
+    S("ATTACHMENTS_DIR", TEXT, None, "`local`: the directory; unset: `instance/attachments/`."),
+    S("S3_BUCKET", TEXT, "", "`s3`: the bucket (credentials: the standard `AWS_*` variables)."),
+    S("S3_ENDPOINT_URL", TEXT, None, "`s3`: endpoint of a non-AWS store (MinIO, Ceph); unset: AWS."),
+    S("S3_REGION", TEXT, "us-east-1", "`s3`: region."),
+    S("ATTACHMENTS_REDIRECT", BOOL, False, "`s3`: downloads answer 307 to a short-lived presigned URL, so bytes bypass the app."),
+    S("ATTACHMENTS_REDIRECT_SECONDS", INT, 60, "Lifetime of a presigned download URL."),
+    S("MAX_ATTACHMENT_BYTES", INT, 10 * 1024 * 1024, "Largest attachment, bytes (413 above)."),
+    S("ATTACHMENT_QUOTA_BYTES", INT, 100 * 1024 * 1024, "All of a user's attachments together, bytes (409 above)."),
+    S("MAX_ATTACHMENTS_PER_TASK", INT, 20, "Attachments per task (409 above)."),
+    S("ATTACHMENT_SWEEP_SECONDS", INT, 3600, "How often the `attachments.sweep` job removes orphaned objects and unfinished uploads."),
+    S("ATTACHMENT_ORPHAN_GRACE_SECONDS", INT, 3600, "Age before an unreferenced object or unfinished upload is swept."),
     # Events and webhooks
     S("EVENT_RETENTION_DAYS", INT, 30, "Days an event stays replayable in `listEvents` (an older cursor is a 410); the `events.purge` job deletes older ones."),
     S("EVENT_PURGE_INTERVAL_SECONDS", INT, 3600, "How often the `events.purge` job runs."),
@@ -267,7 +298,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("TEST_REDIS_URL", TEXT, None, "Tests: also run the Redis tier on this server (keys under a per-run prefix, deleted after).", scope="tests"),
     S("TEST_CELERY_BROKER_URL", TEXT, None, "Tests: the Redis the Celery tier's workers use; unset: database 12 of `TEST_REDIS_URL`.", scope="tests"),
     S("TEST_AMQP_URL", TEXT, "amqp://guest:guest@127.0.0.1:5672//", "Tests: the RabbitMQ of the `rabbitmq` tier (skipped when it does not answer).", scope="tests"),
-    S("REQUIRE_TEST_TIERS", LIST, [], "Tests: tiers (`postgresql`, `redis`, `celery`, `rabbitmq`, `node`, `chromium`) that must run; a missing one fails instead of skipping.", scope="tests"),
+    S("REQUIRE_TEST_TIERS", LIST, [], "Tests: tiers (`postgresql`, `redis`, `celery`, `rabbitmq`, `node`, `chromium`, `s3`) that must run; a missing one fails instead of skipping.", scope="tests"),
     S("TEST_ARTIFACTS", TEXT, "test-artifacts/", "Tests: where the browser test saves its screenshots of `/docs`.", scope="tests"),
     S("CONTRACT_MAX_EXAMPLES", INT, 50, "`make contract`: schemathesis examples per operation.", scope="tests"),
 )

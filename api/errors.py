@@ -71,6 +71,20 @@ class TooManyRequestsError(DomainError):
     status = 429
 
 
+class ContentTooLargeError(DomainError):
+    status = 413
+
+
+class UnsupportedMediaTypeError(DomainError):
+    status = 415
+
+
+class ServiceUnavailableError(DomainError):
+    """A service the request needs (the attachment store) cannot be reached."""
+
+    status = 503
+
+
 class UnauthorizedError(DomainError):
     """A credential was refused (`api.security` adds the `WWW-Authenticate` challenge)."""
 

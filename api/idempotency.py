@@ -77,38 +77,54 @@ def idempotent(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         key = request.headers.get(HEADER)
-        if key is None:
-            return view(*args, **kwargs)
-        user_id = current_user().id  # the principal's (api.principal)
-        try:
-            replay = idempotency.claim(user_id, key, _fingerprint())
-        except idempotency.KeyReusedError:
-            raise IdempotencyKeyReusedError from None
-        except idempotency.KeyInFlightError:
-            raise ConflictError(
-                "A request with this Idempotency-Key is still in progress; retry later."
-            ) from None
-        if replay is not None:
-            headers = dict(replay.headers)
-            etag = headers.pop("ETag", None)
-            if etag is not None:  # declared again: `api.conditional` writes the header
-                use_etag(unquote_etag(etag)[0])
-            response = Response(replay.body, status=replay.status_code, headers=headers)
-            response.headers["Idempotency-Replayed"] = "true"
-            return response
-        try:
-            response = current_app.make_response(view(*args, **kwargs))
-        except BaseException:
-            idempotency.release(user_id, key)
-            raise
-        if 200 <= response.status_code < 300:
-            headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
-            if g.get("etag") is not None:
-                headers["ETag"] = quote_etag(g.etag)
-            answer = idempotency.Replay(response.status_code, headers, response.get_data())
-            idempotency.finish(user_id, key, answer)
-        else:
-            idempotency.release(user_id, key)
-        return response
+        return answer_once(key, _fingerprint, lambda: view(*args, **kwargs))
 
     return wrapper  # type: ignore[return-value]
+
+
+def answer_once(key: str | None, fingerprint: Callable[[], str], answer: Callable[[], Any]) -> Any:
+    """`answer()`, or the replay of the first answer to `key` (None: no key, just answer).
+
+    `fingerprint` names the request; views whose body is not JSON (a file upload, which
+    cannot be read twice) pass their own, made from what they received.
+    """
+    if key is None:
+        return answer()
+    user_id = current_user().id
+    try:
+        replay = idempotency.claim(user_id, key, fingerprint())
+    except idempotency.KeyReusedError:
+        raise IdempotencyKeyReusedError from None
+    except idempotency.KeyInFlightError:
+        raise ConflictError(
+            "A request with this Idempotency-Key is still in progress; retry later."
+        ) from None
+    if replay is not None:
+        headers = dict(replay.headers)
+        etag = headers.pop("ETag", None)
+        if etag is not None:  # declared again: `api.conditional` writes the header
+            use_etag(unquote_etag(etag)[0])
+        response = Response(replay.body, status=replay.status_code, headers=headers)
+        response.headers["Idempotency-Replayed"] = "true"
+        return response
+    try:
+        response = current_app.make_response(answer())
+    except BaseException:
+        idempotency.release(user_id, key)
+        raise
+    if 200 <= response.status_code < 300:
+        headers = {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+        if g.get("etag") is not None:
+            headers["ETag"] = quote_etag(g.etag)
+        replayed = idempotency.Replay(response.status_code, headers, response.get_data())
+        idempotency.finish(user_id, key, replayed)
+    else:
+        idempotency.release(user_id, key)
+    return response
+
+
+def request_fingerprint(*parts: str) -> str:
+    """A fingerprint of this request's method and path and `parts` (what a view read)."""
+    digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
+    digest.update("\n".join(parts).encode())
+    return digest.hexdigest()

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from apiflask import APIFlask
@@ -129,9 +129,24 @@ _SHARED_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "Link": ("RFC 8288 links: first, prev, next, last.", {"type": "string"}),
     "X-Total-Count": ("Items matching the query, on all pages.", {"type": "integer"}),
-    "Location": ("URL of the created resource.", {"type": "string"}),
+    "Location": (
+        "URL of the created resource; on a 307, where to fetch the bytes instead.",
+        {"type": "string"},
+    ),
     "Content-Disposition": (
-        '`attachment; filename="report-<id>.csv"` (or `.json`): a report result is a file.',
+        "The answer is a file to save, never to display: `attachment` with its name "
+        "(`filename`, and `filename*` in UTF-8 for names beyond ASCII).",
+        {"type": "string"},
+    ),
+    # Attachment downloads (api.routes.attachments).
+    "Content-Length": ("Bytes in this answer's body.", {"type": "integer", "format": "int64"}),
+    "Accept-Ranges": ("`bytes`: send `Range` for a part of the file.", {"type": "string"}),
+    "Content-Range": (
+        "`bytes <first>-<last>/<size>` on a 206; `bytes */<size>` on a 416.",
+        {"type": "string"},
+    ),
+    "X-Content-Type-Options": (
+        "`nosniff`: the Content-Type is the sniffed one; browsers must not guess another.",
         {"type": "string"},
     ),
 }
@@ -148,6 +163,27 @@ _IF_NONE_MATCH = {
         "example": '"42.3"',
     },
 }
+
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def request_body(body: dict[str, Any]) -> Callable[[V], V]:
+    """Document the request body of a view that reads it itself (a file upload: one
+    operation, two media types, which `@input` cannot describe).
+
+    Carried in the view's `_spec` extensions, which APIFlask copies into the operation
+    as they are (as `api.security.requires` does for the scopes); `finish_spec` then
+    treats it like any other body. The view's own 400/413/415 answers are documented by
+    the view (`finish_spec` only fills in those left out).
+    """
+
+    def decorator(view: V) -> V:
+        spec: dict[str, Any] = view.__dict__.setdefault("_spec", {})
+        spec["extensions"] = {**(spec.get("extensions") or {}), "requestBody": body}
+        return view
+
+    return decorator
 
 
 def _header_ref(name: str) -> dict[str, str]:

@@ -61,11 +61,13 @@ def database(workdir: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def server_env(database_url: str) -> dict[str, str]:
+def server_env(database_url: str, workdir: Path) -> dict[str, str]:
     return {
         **os.environ,
         "APP_ENV": "development",
         "DATABASE_URL": database_url,
+        # The run's uploads land in its own directory, deleted with it.
+        "ATTACHMENTS_DIR": str(workdir / "attachments"),
         "RATELIMIT_ENABLED": "false",
         # Cheap hashing: the run logs in for every logout and refresh it sends.
         "ARGON2_TIME_COST": "1",
@@ -132,7 +134,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tasks-api-contract-") as tmp:
         workdir = Path(tmp)
         with database(workdir) as database_url:
-            env = server_env(database_url)
+            env = server_env(database_url, workdir)
             subprocess.run(  # noqa: S603 - fixed argv
                 [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
                 cwd=ROOT,

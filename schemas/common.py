@@ -142,7 +142,9 @@ class Problem(Schema):
 
 class FieldError(Schema):
     location = fields.String(
-        required=True, validate=validators.OneOf(["json", "query", "path", "header"])
+        required=True,
+        # `form` and `body`: the multipart and raw bodies of an attachment upload.
+        validate=validators.OneOf(["json", "query", "path", "header", "form", "body"]),
     )
     field = fields.String(
         required=True, metadata={"description": "Dotted path to the field; empty for the body."}

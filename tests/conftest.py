@@ -376,7 +376,10 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
     Tests that share it register users of their own (unique names) instead of emptying it.
     """
-    application = make_app(f"sqlite:///{tmp_path_factory.mktemp('live') / 'tasks.db'}")
+    directory = tmp_path_factory.mktemp("live")
+    application = make_app(
+        f"sqlite:///{directory / 'tasks.db'}", ATTACHMENTS_DIR=str(directory / "attachments")
+    )
     with application.app_context():
         db.create_all()
     server = make_server("127.0.0.1", 0, application, threaded=True)

@@ -9,6 +9,7 @@ from api.extensions import db
 from api.jobs import Output, RunAgain, job_kind
 from api.models import Job, Task, User, Webhook
 from api.services import (
+    attachments,
     events,
     notifications,
     password_reset,
@@ -78,3 +79,13 @@ def webhook_disabled_email(job: Job) -> None:
     if webhook is not None and user is not None and not webhook.is_active:
         subject = f"Webhook {webhook.id} disabled"
         send_templated(user.email, subject, "webhook_disabled", user=user, webhook=webhook)
+
+
+@job_kind(attachments.SWEEP_JOB, recurring=True)
+def sweep_attachments(job: Job) -> None:
+    """Remove orphaned attachment objects, then run again after ATTACHMENT_SWEEP_SECONDS."""
+    temps, objects = attachments.sweep()
+    raise RunAgain(
+        current_app.config["ATTACHMENT_SWEEP_SECONDS"],
+        f"removed {temps} unfinished uploads and {objects} unreferenced objects",
+    )

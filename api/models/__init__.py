@@ -1,6 +1,7 @@
 """SQLAlchemy 2 models. No HTTP imports here."""
 
 from api.models.api_key import ROLE_SCOPES, ApiKey, Scope
+from api.models.attachment import Attachment
 from api.models.base import MAX_ID, Base, utcnow
 from api.models.event import Event, EventType
 from api.models.idempotency import IdempotencyRecord
@@ -15,6 +16,7 @@ __all__ = [
     "MAX_ID",
     "ROLE_SCOPES",
     "ApiKey",
+    "Attachment",
     "Base",
     "DeliveryStatus",
     "Event",

@@ -12,13 +12,20 @@ from apiflask import APIFlask
 ViewResult = Any
 
 
-def response_links(noun: str, parameter: str, *operation_ids: str) -> dict[str, dict[str, Any]]:
+def response_links(
+    noun: str, parameter: str, *operation_ids: str, also: tuple[str, ...] = ()
+) -> dict[str, dict[str, Any]]:
     """OpenAPI links from a response that carries a `noun` (its `id`) to the operations that
-    take that id as `parameter` (SDK generators and stateful testers follow them)."""
+    take that id as `parameter` (SDK generators and stateful testers follow them). `also`
+    names more path parameters that the response body carries under the same name (an
+    attachment's `task_id`)."""
     return {
         operation_id: {
             "operationId": operation_id,
-            "parameters": {parameter: "$response.body#/id"},
+            "parameters": {
+                parameter: "$response.body#/id",
+                **{name: f"$response.body#/{name}" for name in also},
+            },
             "description": f"`id` of the {noun} in this response, as `{parameter}` of "
             f"`{operation_id}`.",
         }
@@ -30,6 +37,7 @@ def init_app(app: APIFlask) -> None:
     from api.routes import (
         admin,
         api_keys,
+        attachments,
         auth,
         events,
         health,
@@ -41,6 +49,19 @@ def init_app(app: APIFlask) -> None:
         webhooks,
     )
 
-    modules = (auth, users, api_keys, tasks, tags, events, webhooks, reports, jobs, admin, health)
+    modules = (
+        auth,
+        users,
+        api_keys,
+        tasks,
+        attachments,
+        tags,
+        events,
+        webhooks,
+        reports,
+        jobs,
+        admin,
+        health,
+    )
     for module in modules:
         app.register_blueprint(module.bp)

@@ -63,7 +63,15 @@ def _changed(task_id: int, preconditions: dict[str, Any], changes: dict[str, Any
 
 
 _OPERATIONS_ON_A_TASK = response_links(
-    "task", "task_id", "getTask", "updateTask", "replaceTask", "setTaskStatus", "deleteTask"
+    "task",
+    "task_id",
+    "getTask",
+    "updateTask",
+    "replaceTask",
+    "setTaskStatus",
+    "deleteTask",
+    "uploadAttachment",
+    "listAttachments",
 )
 
 

@@ -37,8 +37,9 @@ from sqlalchemy import delete, select, text
 
 from api.errors import ForbiddenError, GoneError, InvalidFieldError
 from api.extensions import db
-from api.models import Event, EventType, Task, User
+from api.models import Attachment, Event, EventType, Task, User
 from api.services import clock
+from schemas.attachments import AttachmentOut
 from schemas.tasks import TaskOut
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,12 @@ def record(type_: EventType, owner_id: int, data: dict[str, Any]) -> Event:
 def task_data(task: Task) -> dict[str, Any]:
     """A task as `TaskOut` shows it (JSON-ready), for the events about it."""
     dumped: dict[str, Any] = TaskOut().dump(task)
+    return dumped
+
+
+def attachment_data(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as `AttachmentOut` shows it (JSON-ready), for `attachment.created`."""
+    dumped: dict[str, Any] = AttachmentOut().dump(attachment)
     return dumped
 
 

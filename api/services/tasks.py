@@ -37,7 +37,7 @@ from api.errors import (
 from api.extensions import db
 from api.models import MAX_ID, EventType, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
-from api.services import events, notifications
+from api.services import attachments, events, notifications
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
@@ -418,12 +418,19 @@ def update_task(task: Task, changes: dict[str, Any], *, conditional: bool = True
 
 
 def delete_task(task: Task, *, conditional: bool = True) -> None:
-    """Delete a task; see `_write` for a concurrent change."""
+    """Delete a task with its attachments and the stored objects no other attachment
+    shares; see `_write` for a concurrent change."""
 
     def change(current: Task) -> None:
         task_id, owner_id = current.id, current.owner_id
-        db.session.delete(current)
-        db.session.flush()  # the version check, before the event (recorded last: it locks)
+        gone = attachments.task_attachments(current)
+        db.session.delete(current)  # the database cascades the attachment rows
+        db.session.flush()  # the version check, before the events (recorded last: they lock)
+        # The stored objects no other attachment shares; a store that cannot be reached
+        # rolls it all back (503), so no row ever loses its bytes.
+        attachments.release_objects([digest for _, digest in gone])
+        for attachment_id, _ in gone:
+            events.record(EventType.ATTACHMENT_DELETED, owner_id, {"id": attachment_id})
         events.record(EventType.TASK_DELETED, owner_id, {"id": task_id})
 
     _write(task, conditional, change)

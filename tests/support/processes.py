@@ -402,3 +402,56 @@ def celery_worker(log: Path, **settings: str) -> Iterator[CeleryWorker]:
         yield worker
     finally:
         worker.kill()
+
+
+# --- S3 (moto) -------------------------------------------------------------------------
+
+
+@dataclass
+class S3Server:
+    """A moto S3 server process (`tests.support.s3_server`) on 127.0.0.1:`port`, whose
+    HTTP side can go down and come back with its objects intact."""
+
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the S3 server exited:\n{log_tail(self.log)}")
+        try:
+            http_request(self.port, "GET", "/", timeout=0.5)
+        except OSError:
+            return False
+        return True
+
+    def go_down(self) -> None:
+        self.process.send_signal(signal.SIGUSR1)
+        wait_until(lambda: not self.answers(), STARTUP_SECONDS, "the S3 server to stop")
+
+    def come_back(self) -> None:
+        self.process.send_signal(signal.SIGUSR2)
+        wait_until(self.answers, STARTUP_SECONDS, "the S3 server to start again")
+
+
+@contextmanager
+def s3_server(log: Path) -> Iterator[S3Server]:
+    """Start a moto S3 server on a free loopback port; always stop it."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.support.s3_server", str(port)]
+    server = S3Server(port, log, spawn(command, child_environment(), log))
+    try:
+        wait_until(server.answers, STARTUP_SECONDS, f"the S3 server on port {port}")
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait(timeout=10)

@@ -1,0 +1,713 @@
+"""Attachments: one suite, run against both stores (local disk, and S3 on a real moto
+server process: the `s3` tier), plus the store outage, concurrency and the sweep."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import io
+import os
+import threading
+import tracemalloc
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import delete, func, select
+from werkzeug.serving import make_server
+
+from api.errors import NotFoundError
+from api.extensions import db
+from api.jobs.runner import schedule_recurring
+from api.models import Attachment, Job, Task
+from api.openapi import TasksAPI
+from api.services import attachments
+from api.storage import Store
+from tests.conftest import (
+    POSTGRES_TEST_OPTIONS,
+    Clock,
+    bearer,
+    dispose,
+    fresh_postgres_database,
+    login,
+    make_app,
+    tier_missing,
+)
+from tests.support.apps import add_user
+from tests.support.processes import S3Server, s3_server
+
+LIMITS = {
+    "MAX_ATTACHMENT_BYTES": 256 * 1024,
+    "MAX_ATTACHMENTS_PER_TASK": 3,
+    "ATTACHMENT_QUOTA_BYTES": 600 * 1024,
+}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A moto S3 server process; skips (fails in CI) without moto."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as error:
+        tier_missing("s3", f"moto[server] is not installed: {error}")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in AWS.items():
+            patch.setenv(name, value)
+        try:
+            with s3_server(tmp_path_factory.mktemp("s3") / "moto.log") as server:
+                yield server
+        except AssertionError as error:
+            tier_missing("s3", str(error))
+
+
+def s3_config(server: S3Server) -> dict[str, Any]:
+    """An S3 store in a new bucket of `server`."""
+    bucket = f"attachments-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=server.url, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    return {"ATTACHMENTS_STORAGE": "s3", "S3_BUCKET": bucket, "S3_ENDPOINT_URL": server.url}
+
+
+def store_app(database_url: str, directory: Path, **config: Any) -> TasksAPI:
+    application = make_app(
+        database_url, ATTACHMENTS_DIR=str(directory / "attachments"), **{**LIMITS, **config}
+    )
+    with application.app_context():
+        db.create_all()
+    return application
+
+
+@pytest.fixture(scope="module", params=["local", "s3", "local-postgresql"])
+def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TasksAPI]:
+    """This module's app: each attachment store on SQLite, and the local one on PostgreSQL
+    too (`TEST_DATABASE_URL`; its locks and INSERT ... SELECT are PostgreSQL's own)."""
+    directory = tmp_path_factory.mktemp("attachments")
+    with ExitStack() as stack:
+        config = s3_config(request.getfixturevalue("s3")) if request.param == "s3" else {}
+        if request.param == "local-postgresql":
+            # A database of its own: the session's PostgreSQL app keeps its tables.
+            server = request.getfixturevalue("postgres_server")
+            url = stack.enter_context(fresh_postgres_database(server))
+            config = POSTGRES_TEST_OPTIONS
+        else:
+            url = f"sqlite:///{directory / 'tasks.db'}"
+        application = store_app(url, directory, **config)
+        stack.callback(dispose, application)
+        yield application
+
+
+@pytest.fixture(autouse=True)
+def _empty_store(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with an empty store, as with empty tables (conftest)."""
+    yield
+    if "app" in request.fixturenames:
+        store = store_of(request.getfixturevalue("app"))
+        for digest, _ in list(store.objects()):
+            store.delete(digest)
+        for name, _ in list(store.temps()):
+            store.discard(name)
+
+
+def store_of(application: TasksAPI) -> Store:
+    found: Store = application.extensions["attachments"]
+    return found
+
+
+def stored(application: TasksAPI) -> set[str]:
+    return {digest for digest, _ in store_of(application).objects()}
+
+
+def rows(application: TasksAPI) -> int:
+    with application.app_context():
+        return db.session.scalar(select(func.count(Attachment.id))) or 0
+
+
+@pytest.fixture
+def alice(auth: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return auth("alice")
+
+
+@pytest.fixture
+def task(client: FlaskClient, alice: dict[str, str]) -> str:
+    """The URL of alice's task's attachments."""
+    response = client.post("/api/v1/tasks", json={"title": "With files"}, headers=alice)
+    return f"{response.headers['Location']}/attachments"
+
+
+def multipart(
+    client: FlaskClient, url: str, headers: dict[str, str], data: bytes, name: str = "a.png"
+) -> Any:
+    return client.post(
+        url,
+        data={"file": (io.BytesIO(data), name)},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
+
+
+def raw(
+    client: FlaskClient,
+    url: str,
+    headers: dict[str, str],
+    data: bytes,
+    disposition: str | None = 'attachment; filename="notes.txt"',
+    content_type: str = "application/octet-stream",
+) -> Any:
+    extra = {"Content-Disposition": disposition} if disposition else {}
+    return client.post(url, data=data, headers={**headers, **extra}, content_type=content_type)
+
+
+# --- the five operations -------------------------------------------------------------------
+
+
+def test_multipart_upload_sniffs_and_stores(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    response = multipart(client, task, alice, PNG, "photo.txt")
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    digest = hashlib.sha256(PNG).hexdigest()
+    assert body["filename"] == "photo.txt"
+    assert body["content_type"] == "image/png"  # the bytes, not the extension
+    assert body["size"] == len(PNG)
+    assert body["sha256"] == digest
+    assert response.headers["ETag"] == f'"{digest}"'
+    assert response.headers["Location"].endswith(f"/attachments/{body['id']}")
+    assert stored(app) == {digest}
+    assert not list(store_of(app).temps())
+    listed = client.get(task, headers=alice)
+    assert listed.status_code == 200
+    assert [item["id"] for item in listed.get_json()["data"]] == [body["id"]]
+    assert listed.headers["X-Total-Count"] == "1"
+    got = client.get(response.headers["Location"], headers=alice)
+    assert got.status_code == 200
+    assert got.get_json() == body
+
+
+def test_raw_upload_takes_any_type_and_a_utf8_name(
+    client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    data = b"<html><script>alert(1)</script></html>"
+    response = raw(
+        client,
+        task,
+        alice,
+        data,
+        "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.png",
+        content_type="image/png",  # a lie: the bytes are HTML
+    )
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert body["filename"] == "résumé.png"
+    assert body["content_type"] == "text/html"
+    download = client.get(f"{task}/{body['id']}/content", headers=alice)
+    assert download.status_code == 200
+    assert download.data == data
+    assert download.headers["Content-Type"] == "text/html"
+    assert download.headers["Content-Disposition"] == (
+        "attachment; filename=\"r_sum_.png\"; filename*=UTF-8''r%C3%A9sum%C3%A9.png"
+    )
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
+    assert download.headers["Content-Security-Policy"] == "sandbox"
+
+
+def test_download_etag_304_and_ranges(
+    client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    data = bytes(range(256)) * 1024  # 256 KiB: several chunks each way
+    upload = raw(client, task, alice, data[: LIMITS["MAX_ATTACHMENT_BYTES"]])
+    assert upload.status_code == 201, upload.get_json()
+    url = f"{task}/{upload.get_json()['id']}/content"
+    full = client.get(url, headers=alice)
+    etag = f'"{hashlib.sha256(data).hexdigest()}"'
+    assert (full.status_code, full.headers["ETag"], full.data) == (200, etag, data)
+    assert full.headers["Content-Length"] == str(len(data))
+    assert full.headers["Accept-Ranges"] == "bytes"
+    head = client.head(url, headers=alice)
+    assert (head.status_code, head.data) == (200, b"")
+    assert head.headers["Content-Length"] == str(len(data))
+    assert head.headers["ETag"] == etag
+    cached = client.get(url, headers={**alice, "If-None-Match": etag})
+
+    assert (cached.status_code, cached.data) == (304, b"")
+    part = client.get(url, headers={**alice, "Range": "bytes=1000-1999"})
+    assert part.status_code == 206
+    assert part.data == data[1000:2000]
+    assert part.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
+    tail = client.get(url, headers={**alice, "Range": "bytes=-10"})
+    assert (tail.status_code, tail.data) == (206, data[-10:])
+    several = client.get(url, headers={**alice, "Range": "bytes=0-1,5-6"})
+    assert (several.status_code, several.data) == (200, data)  # one range at most
+    past = client.get(url, headers={**alice, "Range": f"bytes={len(data)}-"})
+    assert past.status_code == 416
+    assert past.headers["Content-Range"] == f"bytes */{len(data)}"
+    assert past.mimetype == "application/problem+json"
+
+
+def test_delete_removes_the_object_unless_shared(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    first = multipart(client, task, alice, PNG, "one.png").get_json()
+    second = raw(client, task, alice, PNG).get_json()
+    digest = first["sha256"]
+    assert second["sha256"] == digest
+    assert stored(app) == {digest}
+    assert client.delete(f"{task}/{first['id']}", headers=alice).status_code == 204
+    assert stored(app) == {digest}  # the second row still needs it
+    assert client.get(f"{task}/{second['id']}/content", headers=alice).data == PNG
+    assert client.delete(f"{task}/{second['id']}", headers=alice).status_code == 204
+    assert stored(app) == set()
+    assert client.get(f"{task}/{second['id']}", headers=alice).status_code == 404
+
+
+def test_deleting_the_task_deletes_attachments_and_objects(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    multipart(client, task, alice, PNG)
+    raw(client, task, alice, b"some notes")
+    assert rows(app) == 2
+    assert len(stored(app)) == 2
+    task_url = task.removesuffix("/attachments")
+    assert client.delete(task_url, headers=alice).status_code == 204
+    assert rows(app) == 0
+    assert stored(app) == set()
+
+
+def test_another_users_attachments_are_404(
+    client: FlaskClient, alice: dict[str, str], auth: Callable[..., dict[str, str]], task: str
+) -> None:
+    attachment = multipart(client, task, alice, PNG).get_json()
+    bob = auth("bob")
+    url = f"{task}/{attachment['id']}"
+    for response in (
+        client.get(task, headers=bob),
+        client.get(url, headers=bob),
+        client.get(f"{url}/content", headers=bob),
+        client.delete(url, headers=bob),
+        multipart(client, task, bob, PNG),
+    ):
+        assert response.status_code == 404, response.get_json()
+    assert client.get(url, headers=alice).status_code == 200
+
+
+def test_scopes(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
+    made = client.post(
+        "/api/v1/api-keys", json={"name": "reader", "scopes": ["tasks:read"]}, headers=alice
+    )
+    reader = {"X-API-Key": made.get_json()["secret"]}
+    assert client.get(task, headers=reader).status_code == 200
+    refused = multipart(client, task, reader, PNG)
+    assert refused.status_code == 403
+    assert "tasks:write" in refused.get_json()["detail"]
+
+
+class GeneratedBody(io.RawIOBase):
+    """`size` bytes made as they are read: the client never holds the file either."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.position = offset if whence == 0 else self.size + offset
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.size - self.position)
+        buffer[:n] = bytes([self.position % 251]) * n
+        self.position += n
+        return n
+
+
+def test_an_upload_streams(app: TasksAPI, alice_on: Callable[[TasksAPI], dict[str, str]]) -> None:
+    """A 10 MiB upload never has the file in memory: a few chunks (and, for S3, boto3's
+    transfer buffers, about 2 MiB) at the peak that tracemalloc measures."""
+    size = 10 * 1024 * 1024
+    big = {"MAX_ATTACHMENT_BYTES": size, "ATTACHMENT_QUOTA_BYTES": size}
+    application = make_app(app.config["SQLALCHEMY_DATABASE_URI"], **{**app.config, **big})
+    try:
+        client = application.test_client()
+        headers = alice_on(application)
+        task = client.post("/api/v1/tasks", json={"title": "Big"}, headers=headers)
+        url = f"{task.headers['Location']}/attachments"
+        # Warm up: imports, first queries, the S3 client (loading its service model).
+        client.get(url, headers=headers)
+        list(store_of(application).objects())
+        tracemalloc.start()
+        try:
+            response = client.post(
+                url,
+                input_stream=GeneratedBody(size),
+                headers={**headers, "Content-Disposition": 'attachment; filename="big.bin"'},
+                content_type="application/octet-stream",
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["size"] == size
+        assert peak < 3 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte upload"
+    finally:
+        dispose(application)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def field_errors(response: Any) -> list[tuple[str, str]]:
+    return [(e["location"], e["field"]) for e in response.get_json()["errors"]]
+
+
+def test_missing_or_empty_file_is_422_naming_file(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    empty = multipart(client, task, alice, b"")
+    assert empty.status_code == 422
+    assert field_errors(empty) == [("form", "file")]
+    other = client.post(
+        task, data={"note": "no file here"}, headers=alice, content_type="multipart/form-data"
+    )
+    assert other.status_code == 422
+    assert field_errors(other) == [("form", "file")]
+    empty_raw = raw(client, task, alice, b"")
+    assert (empty_raw.status_code, field_errors(empty_raw)) == (422, [("body", "file")])
+    unnamed = raw(client, task, alice, b"data", disposition=None)
+    assert unnamed.status_code == 422
+    assert field_errors(unnamed) == [("header", "Content-Disposition")]
+    assert rows(app) == 0
+    assert not list(store_of(app).temps())
+
+
+@pytest.mark.parametrize("name", ["..", "/", "../..//", " . "])
+def test_a_name_of_dots_and_slashes_is_refused(
+    client: FlaskClient, alice: dict[str, str], task: str, name: str
+) -> None:
+    response = raw(client, task, alice, b"x", disposition=f'attachment; filename="{name}"')
+    assert response.status_code == 422
+    assert field_errors(response) == [("header", "Content-Disposition")]
+
+
+def test_names_are_sanitized(client: FlaskClient, alice: dict[str, str], task: str) -> None:
+    evil = "../../etc/\u202epasswd\x07" + "é" * 200 + ".txt"
+    response = multipart(client, task, alice, b"hello", evil)
+    assert response.status_code == 201, response.get_json()
+    name = response.get_json()["filename"]
+    assert "/" not in name
+    assert "\u202e" not in name
+    assert "\x07" not in name
+    assert name.startswith("passwd")
+    assert name.endswith(".txt")
+    assert len(name.encode()) <= 255
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "multipart/mixed; boundary=x", ""]
+)
+def test_wrong_content_type_is_415(
+    client: FlaskClient, alice: dict[str, str], task: str, content_type: str
+) -> None:
+    response = client.post(task, data=b"file=x", headers={**alice, "Content-Type": content_type})
+    assert response.status_code == 415
+    assert response.mimetype == "application/problem+json"
+
+
+def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
+    limit = LIMITS["MAX_ATTACHMENT_BYTES"]
+    too_big = raw(client, task, alice, b"x" * (limit + 1))
+    assert too_big.status_code == 413
+    assert "MAX_ATTACHMENT_BYTES" in too_big.get_json()["detail"]
+    also_too_big = multipart(client, task, alice, b"x" * (limit + 1))
+    assert also_too_big.status_code == 413
+    assert rows(app) == 0
+    assert not stored(app)
+    assert not list(store_of(app).temps())
+    # The JSON limit is untouched elsewhere.
+    assert (
+        client.post(
+            "/api/v1/tasks",
+            data=b"{" * (2 << 20),
+            headers={**alice, "Content-Type": "application/json"},
+        ).status_code
+        == 413
+    )
+    for n in range(LIMITS["MAX_ATTACHMENTS_PER_TASK"]):
+        assert raw(client, task, alice, b"file %d" % n).status_code == 201
+    full = raw(client, task, alice, b"one more")
+    assert full.status_code == 409
+    assert "MAX_ATTACHMENTS_PER_TASK" in full.get_json()["detail"]
+    other_task = client.post("/api/v1/tasks", json={"title": "B"}, headers=alice)
+    other = f"{other_task.headers['Location']}/attachments"
+    assert raw(client, other, alice, os.urandom(limit)).status_code == 201
+    assert raw(client, other, alice, os.urandom(limit)).status_code == 201
+    over_quota = raw(client, other, alice, os.urandom(limit))
+    assert over_quota.status_code == 409
+    assert "ATTACHMENT_QUOTA_BYTES" in over_quota.get_json()["detail"]
+    assert rows(app) == 5
+    assert len(stored(app)) == 5
+    assert not list(store_of(app).temps())
+
+
+def test_idempotent_upload(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    key = {**alice, "Idempotency-Key": "upload-1"}
+    first = multipart(client, task, key, PNG)
+    again = multipart(client, task, key, PNG)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotency-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert rows(app) == 1
+    other = multipart(client, task, key, b"other bytes")
+    assert other.status_code == 422
+    assert field_errors(other) == [("header", "Idempotency-Key")]
+
+
+# --- the store down, the sweep -----------------------------------------------------------------
+
+
+def test_store_down_mid_upload_is_503_and_loses_nothing(
+    s3: S3Server, tmp_path: Path, alice_on: Callable[[TasksAPI], dict[str, str]]
+) -> None:
+    application = store_app(f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path, **s3_config(s3))
+    try:
+        client = application.test_client()
+        headers = alice_on(application)
+        task = client.post("/api/v1/tasks", json={"title": "T"}, headers=headers)
+        url = f"{task.headers['Location']}/attachments"
+        kept = raw(client, url, headers, PNG).get_json()
+
+        class Body(io.BytesIO):
+            """A client sending its file in two parts; the store dies between them."""
+
+            def readinto(self, buffer: Any) -> int:
+                if self.tell() == 0:
+                    return super().readinto(memoryview(buffer)[:12])
+                if s3.answers():
+                    s3.go_down()
+                return super().readinto(buffer)
+
+        try:
+            failed = client.post(
+                url,
+                input_stream=Body(b"first half, second half"),
+                headers={
+                    **headers,
+                    "Content-Disposition": 'attachment; filename="b.txt"',
+                },
+                content_type="application/octet-stream",
+            )
+        finally:
+            s3.come_back()
+        assert failed.status_code == 503
+        assert failed.mimetype == "application/problem+json"
+        assert rows(application) == 1
+        again = client.get(f"{url}/{kept['id']}/content", headers=headers)
+        assert again.data == PNG
+        assert stored(application) == {kept["sha256"]}
+        # A delete that cannot remove the bytes removes nothing: the row stays with them.
+        s3.go_down()
+        try:
+            refused = client.delete(f"{url}/{kept['id']}", headers=headers)
+            task_refused = client.delete(task.headers["Location"], headers=headers)
+        finally:
+            s3.come_back()
+        assert (refused.status_code, task_refused.status_code) == (503, 503)
+        assert "nothing was changed" in refused.get_json()["detail"]
+        assert client.get(f"{url}/{kept['id']}/content", headers=headers).data == PNG
+        assert client.delete(task.headers["Location"], headers=headers).status_code == 204
+        assert rows(application) == 0
+        assert stored(application) == set()
+    finally:
+        dispose(application)
+
+
+def test_redirect_to_a_presigned_url(
+    s3: S3Server, tmp_path: Path, alice_on: Callable[[TasksAPI], dict[str, str]]
+) -> None:
+    config = {**s3_config(s3), "ATTACHMENTS_REDIRECT": True}
+    application = store_app(f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path, **config)
+    try:
+        client = application.test_client()
+        headers = alice_on(application)
+        task = client.post("/api/v1/tasks", json={"title": "T"}, headers=headers)
+        url = f"{task.headers['Location']}/attachments"
+        made = raw(client, url, headers, PNG, "attachment; filename*=UTF-8''%C3%A9t%C3%A9.png")
+        answer = client.get(f"{url}/{made.get_json()['id']}/content", headers=headers)
+        assert answer.status_code == 307
+        presigned = urllib.parse.urlsplit(answer.headers["Location"])
+        assert f"{presigned.scheme}://{presigned.netloc}" == s3.url
+        assert "X-Amz-Expires=60" in presigned.query
+        connection = http.client.HTTPConnection("127.0.0.1", s3.port, timeout=10)
+        try:
+            connection.request("GET", f"{presigned.path}?{presigned.query}")
+            fetched = connection.getresponse()
+            assert fetched.status == 200
+            assert fetched.read() == PNG
+            assert fetched.getheader("Content-Type") == "image/png"
+            assert fetched.getheader("Content-Disposition") == (
+                "attachment; filename=\"_t_.png\"; filename*=UTF-8''%C3%A9t%C3%A9.png"
+            )
+        finally:
+            connection.close()
+    finally:
+        dispose(application)
+
+
+@pytest.fixture
+def alice_on() -> Callable[[TasksAPI], dict[str, str]]:
+    def headers(application: TasksAPI) -> dict[str, str]:
+        add_user(application, "alice")
+        return bearer(login(application.test_client(), "alice")["access_token"])
+
+    return headers
+
+
+def test_the_sweep_removes_orphans_only(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str, clock: Clock
+) -> None:
+    kept = multipart(client, task, alice, PNG).get_json()["sha256"]
+    store = store_of(app)
+    # Two unfinished uploads: young, they may still be running (kept); old, they died.
+    first_temp = store.write_temp(iter([b"an upload whose process died"]))
+    dead = store.write_temp(iter([b"bytes whose row is gone"]))
+    store.promote(dead, hashlib.sha256(b"bytes whose row is gone").hexdigest())
+    second_temp = store.write_temp(iter([b"another one"]))
+    with app.app_context():
+        assert attachments.sweep() == (0, 0)  # all younger than the grace period
+        clock.advance(seconds=app.config["ATTACHMENT_ORPHAN_GRACE_SECONDS"] + 1)
+        # What each jobs poller and Celery worker does at start-up; the testing profile's
+        # inline executor runs the queued sweep at once (outside a request).
+        schedule_recurring()
+        job = db.session.scalar(select(Job).where(Job.kind == attachments.SWEEP_JOB))
+        assert job is not None
+        # A recurring job: it ran, and is queued again for its next run.
+        assert job.status == "queued", job.error
+        assert job.error == "RunAgain: removed 2 unfinished uploads and 1 unreferenced objects"
+        assert job.run_after is not None
+        assert job.run_after > clock.now()
+    assert stored(app) == {kept}
+    result = app.test_cli_runner().invoke(args=["sweep-attachments"])
+    assert result.output == "removed 0 unfinished uploads and 0 unreferenced objects\n"
+    names = {name for name, _ in store.temps()}
+    assert first_temp not in names
+    assert second_temp not in names
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_concurrent_uploads_never_exceed_the_per_task_limit(
+    request: pytest.FixtureRequest, tmp_path: Path, database: str
+) -> None:
+    """Ten uploads at once, over real HTTP, to a task with room for three."""
+    with ExitStack() as stack:
+        if database == "postgresql":
+            server_url = request.getfixturevalue("postgres_server")
+            url = stack.enter_context(fresh_postgres_database(server_url))
+        else:
+            url = f"sqlite:///{tmp_path / 'tasks.db'}"
+        application = store_app(url, tmp_path)
+        stack.callback(dispose, application)
+        add_user(application, "racer")
+        headers = bearer(login(application.test_client(), "racer")["access_token"])
+        task = application.test_client().post(
+            "/api/v1/tasks", json={"title": "Race"}, headers=headers
+        )
+        path = f"{task.headers['Location']}/attachments"
+        server = make_server("127.0.0.1", 0, application, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        stack.callback(server.server_close)
+        stack.callback(thread.join, 10)
+        stack.callback(server.shutdown)
+        statuses: list[int] = []
+        start = threading.Barrier(10)
+
+        def upload(n: int) -> None:
+            start.wait(timeout=10)
+            statuses.append(upload_over_http(server.server_port, path, headers, b"racer %d" % n))
+
+        racers = [threading.Thread(target=upload, args=(n,)) for n in range(10)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(timeout=60)
+        most = LIMITS["MAX_ATTACHMENTS_PER_TASK"]
+        assert sorted(statuses) == [201] * most + [409] * (10 - most)
+        assert rows(application) == most
+        assert len(stored(application)) == most
+
+
+def upload_over_http(port: int, path: str, headers: dict[str, str], data: bytes) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            path,
+            body=data,
+            headers={
+                **headers,
+                "Content-Type": "application/octet-stream",
+                "Content-Disposition": 'attachment; filename="race.txt"',
+            },
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def test_each_process_makes_its_own_s3_client(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 clients are not fork-safe: a gunicorn worker (another pid) makes its own."""
+    application = store_app(f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path, **s3_config(s3))
+    try:
+        store: Any = store_of(application)
+        parent = store.client
+        assert store.client is parent  # one per process, shared by its threads
+        monkeypatch.setattr(os, "getpid", lambda: -1)  # as seen from a forked worker
+        child = store.client
+        assert child is not parent
+        assert list(store.objects()) == []  # and it works
+    finally:
+        dispose(application)
+
+
+def test_a_task_deleted_during_the_upload_is_404_and_leaves_nothing(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    task_id = int(task.split("/")[-2])
+    with app.app_context():
+        owned = db.session.get_one(Task, task_id)
+        upload = attachments.receive(iter([b"late bytes"]), "body")
+        with db.engine.begin() as other:  # another request deletes the task meanwhile
+            other.execute(delete(Task).where(Task.id == task_id))
+        with pytest.raises(NotFoundError):
+            attachments.create_attachment(owned, "late.txt", upload)
+        attachments.discard(upload)
+    assert rows(app) == 0
+    assert stored(app) == set()
+    assert not list(store_of(app).temps())
