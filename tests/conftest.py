@@ -15,31 +15,37 @@ import shutil
 import subprocess
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from hypothesis.configuration import set_hypothesis_home_dir
-from redis import Redis, RedisError
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from werkzeug.serving import make_server
 
-from api import create_app
 from api.extensions import cache, db, limiter
 from api.models import Role, User
 from api.openapi import TasksAPI
 from api.security import hash_password
-
-REQUIRED_TIERS = {t for t in os.environ.get("REQUIRE_TEST_TIERS", "").split(",") if t}
-PASSWORD = "correct horse battery"
+from tests.support.apps import (
+    POSTGRES_TEST_OPTIONS,
+    AppFactory,
+    LiveServer,
+    app_factory,
+    clear_redis,
+    dispose,
+    make_app,
+    redis_config,
+)
+from tests.support.auth import PASSWORD, AuthHeaders, Headers, bearer, login
+from tests.support.clock import Clock
+from tests.support.db import fresh_postgres_database
+from tests.support.redis_keys import redis_namespace
+from tests.support.tiers import answering_redis, tier_missing
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -48,13 +54,6 @@ def pytest_configure(config: pytest.Config) -> None:
     directory = tempfile.mkdtemp(prefix="tasks-api-hypothesis-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     set_hypothesis_home_dir(directory)
-
-
-def tier_missing(tier: str, reason: str) -> None:
-    """Skip a test for a missing tier, or fail when CI requires that tier."""
-    if tier in REQUIRED_TIERS:
-        pytest.fail(f"required test tier {tier!r} unavailable: {reason}")
-    pytest.skip(reason)
 
 
 def backends() -> list[str]:
@@ -74,21 +73,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-@contextmanager
-def fresh_postgres_database(base_url: str) -> Iterator[str]:
-    """Create an empty database on the server of `base_url`; drop it afterwards."""
-    name = f"tasks_api_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     """`TEST_DATABASE_URL`, checked to answer; skips (or fails in CI) otherwise."""
@@ -106,35 +90,11 @@ def postgres_server() -> str:
     return base
 
 
-# Commits do not wait for the WAL to reach the disk: a crash could lose the last
-# transactions of a test database, which is thrown away anyway. Tests run much faster.
-POSTGRES_TEST_OPTIONS = {
-    "SQLALCHEMY_ENGINE_OPTIONS": {
-        "pool_pre_ping": True,
-        "connect_args": {"options": "-c synchronous_commit=off"},
-    }
-}
-
-
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session."""
     with fresh_postgres_database(postgres_server) as url:
         yield url
-
-
-def answering_redis(tier: str, url: str | None, unset: str) -> str:
-    """`url`, checked to answer; skips the tier (or fails it in CI) otherwise."""
-    if not url:
-        tier_missing(tier, unset)
-    client = Redis.from_url(url, socket_timeout=2)
-    try:
-        client.ping()
-    except RedisError as error:
-        tier_missing(tier, f"cannot reach Redis at {url}: {error}")
-    finally:
-        client.close()
-    return url
 
 
 @pytest.fixture(scope="session")
@@ -153,56 +113,6 @@ def celery_broker_url() -> str:
     return answering_redis(
         "celery", url, "neither TEST_CELERY_BROKER_URL nor TEST_REDIS_URL is set"
     )
-
-
-# A Redis URL where nothing listens: Redis "down" without stopping the shared server.
-UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
-
-
-def redis_config(url: str) -> dict[str, Any]:
-    """Settings for the Redis revocation store, under a key prefix no one else uses
-    (other test runs may share this Redis)."""
-    prefix = f"tasks-api-test-{uuid.uuid4().hex[:10]}:"
-    # Only the revocation store: limits and the response cache stay in memory here
-    # (their Redis tiers live in tests/test_limits.py and tests/test_cache.py).
-    return {
-        "REDIS_URL": url,
-        "REVOCATION_KEY_PREFIX": prefix,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "CACHE_TYPE": "SimpleCache",
-    }
-
-
-# Nothing listens on port 1: connections are refused at once.
-# (The revocation store's; limits and cache keep to memory, as in `redis_config`.)
-UNREACHABLE_REDIS = {
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "REDIS_SOCKET_TIMEOUT": 0.2,
-    "RATELIMIT_STORAGE_URI": "memory://",
-    "CACHE_TYPE": "SimpleCache",
-}
-
-
-def clear_redis(app: TasksAPI) -> None:
-    """Delete every key of `app`'s prefix (never the whole Redis database)."""
-    client: Redis | None = app.extensions.get("redis")
-    if client is not None:
-        keys = list(client.scan_iter(match=app.config["REVOCATION_KEY_PREFIX"] + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
-def dispose(app: TasksAPI) -> None:
-    """Close `app`'s connections (pytest turns unclosed sockets into errors)."""
-    client: Redis | None = app.extensions.get("redis")
-    if client is not None:
-        client.close()
-    with app.app_context():
-        db.engine.dispose()
-
-
-def make_app(database_url: str, **config: Any) -> TasksAPI:
-    return create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **config})
 
 
 @pytest.fixture(scope="session", params=backends())
@@ -272,23 +182,12 @@ def make_user(app: TasksAPI) -> Callable[..., User]:
     return factory
 
 
-def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
-    response = client.post("/api/v1/auth/login", json={"login": username, "password": password})
-    assert response.status_code == 200, response.get_json()
-    body: dict[str, Any] = response.get_json()
-    return body
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
-def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., dict[str, str]]:
+def auth(client: FlaskClient, make_user: Callable[..., User]) -> AuthHeaders:
     """`auth("bob")` creates bob (once), logs him in and returns his headers."""
     created: set[str] = set()
 
-    def headers(username: str = "alice", role: str = Role.USER.value) -> dict[str, str]:
+    def headers(username: str = "alice", role: str = Role.USER.value) -> Headers:
         if username not in created:
             make_user(username, role=role)
             created.add(username)
@@ -297,17 +196,19 @@ def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., d
     return headers
 
 
-class Clock:
-    """The services' time (`api.services.clock.now`), moved on by tests instead of sleeping."""
+@pytest.fixture
+def alice(auth: AuthHeaders) -> Headers:
+    return auth("alice")
 
-    def __init__(self) -> None:
-        self.offset = timedelta()
 
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+@pytest.fixture
+def bob(auth: AuthHeaders) -> Headers:
+    return auth("bob")
 
-    def advance(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
+
+@pytest.fixture
+def admin(auth: AuthHeaders) -> Headers:
+    return auth("root", role=Role.ADMIN.value)
 
 
 @pytest.fixture
@@ -317,17 +218,23 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return moved
 
 
+@pytest.fixture
+def build(app: TasksAPI) -> Iterator[AppFactory]:
+    """Other apps ("workers") on the session app's database, undone after the test."""
+    with app_factory(app) as factory:
+        yield factory
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix for this test; its keys are deleted after it."""
+    with redis_namespace(redis_url) as prefix:
+        yield prefix
+
+
 @pytest.fixture(scope="session")
 def spec_path() -> Path:
     return Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    """A real HTTP server on a loopback port, for clients that need one (SDK, browser)."""
-
-    url: str
-    app: TasksAPI
 
 
 @pytest.fixture(scope="session")
@@ -375,20 +282,3 @@ def node_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if result.returncode != 0:
         tier_missing("node", f"npm ci failed: {result.stderr[-2000:]}")
     return directory / "node_modules" / ".bin"
-
-
-@contextmanager
-def sql_statements(app: TasksAPI) -> Iterator[list[str]]:
-    """Every SQL statement `app`'s engine runs while the block runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)

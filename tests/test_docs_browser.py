@@ -21,7 +21,8 @@ import pytest
 import requests
 
 from api.openapi import SPEC_FILE
-from tests.conftest import LiveServer, tier_missing
+from tests.support.apps import LiveServer
+from tests.support.tiers import tier_missing
 
 pytestmark = pytest.mark.contract
 

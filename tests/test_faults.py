@@ -23,7 +23,6 @@ from api.extensions import db
 from api.models import Tag, Task, task_tags
 from api.openapi import TasksAPI
 from api.services import tasks as task_service
-from tests.conftest import bearer, login, tier_missing
 from tests.support.apps import (
     add_user,
     app_with_schema,
@@ -31,12 +30,14 @@ from tests.support.apps import (
     isolated_process_state,
     sqlite_url,
 )
+from tests.support.auth import bearer, login
 from tests.support.processes import (
     RedisServer,
     postgres_bindir,
     postgres_cluster,
     redis_server,
 )
+from tests.support.tiers import tier_missing
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from api.openapi import TasksAPI
-from tests.conftest import UNREACHABLE_REDIS, make_app
+from tests.support.apps import UNREACHABLE_REDIS, make_app
 
 # Also run with the Redis revocation store (see conftest).
 pytestmark = pytest.mark.redis_tier

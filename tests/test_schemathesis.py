@@ -46,7 +46,7 @@ from schemathesis.hooks import HookContext
 import contract.hooks  # registers the run's hooks (who sends what: see its docstring)
 from api.extensions import cache, db
 from api.openapi import SPEC_FILE, TasksAPI
-from tests.conftest import make_app
+from tests.support.apps import make_app
 
 pytestmark = pytest.mark.contract
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from api.openapi import SPEC_FILE
-from tests.conftest import LiveServer
+from tests.support.apps import LiveServer
 
 pytestmark = pytest.mark.contract
 
