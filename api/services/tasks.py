@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select
@@ -15,7 +15,7 @@ from api.errors import ForbiddenError, InvalidFieldError, NotFoundError, Precond
 from api.extensions import db
 from api.models import MAX_ID, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
-from api.services import notifications
+from api.services import clock, notifications
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
@@ -36,16 +36,12 @@ _SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def overdue() -> ColumnElement[bool]:
     """Past due and not completed. Spelled out for NULLs: a task with no due date is never
     overdue."""
     return (
         Task.due_date.is_not(None)
-        & (Task.due_date < _now())
+        & (Task.due_date < clock.now())
         & (Task.status != TaskStatus.COMPLETED.value)
     )
 
@@ -221,7 +217,7 @@ def _commit() -> None:
 
 
 def create_task(user: User, data: dict[str, Any]) -> Task:
-    now = _now()
+    now = clock.now()
     task = Task(owner_id=user.id, created_at=now)
     _apply(task, data, now)
     db.session.add(task)
@@ -232,7 +228,7 @@ def create_task(user: User, data: dict[str, Any]) -> Task:
 
 def update_task(task: Task, changes: dict[str, Any]) -> Task:
     """Change some fields (PATCH, and PUT with a whole task)."""
-    _apply(task, changes, _now())
+    _apply(task, changes, clock.now())
     _commit()
     return task
 
