@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test contract lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
+.PHONY: help install run serve test test-e2e contract lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -34,8 +34,18 @@ run: migrate  ## Migrate, seed demo data, serve on 127.0.0.1:5000 with /docs
 serve: migrate  ## Serve with gunicorn (gunicorn.conf.py; WEB_CONCURRENCY workers)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: install  ## Run the whole test suite with coverage
-	$(BIN)/pytest --cov --cov-report=term
+# pytest-xdist workers (`auto`: one per core; 0 runs in one process). Each module's
+# schemathesis and node tests stay on one worker (`xdist_group`, `--dist loadgroup`).
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+
+# `make test` leaves out tests/e2e/ (real servers and processes, Chromium, node tools, the
+# SDK, schemathesis): not even collected. `make test E2E=1` (CI) runs everything.
+test: install  ## Run the suite on every core with coverage (E2E=1: tests/e2e/ too)
+	$(PYTEST) --cov --cov-report=term $(if $(E2E),,--ignore=tests/e2e)
+
+test-e2e: install  ## Run only the end-to-end tests (tests/e2e/)
+	$(PYTEST) tests/e2e
 
 contract: install  ## schemathesis CLI, every check, against gunicorn on a fresh database
 	$(BIN)/python -m contract.run_cli --max-examples $${CONTRACT_MAX_EXAMPLES:-50}

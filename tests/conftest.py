@@ -60,11 +60,18 @@ def backends() -> list[str]:
     return ["sqlite", "postgresql", "redis"]
 
 
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The `redis` backend runs only in modules marked `redis_tier` (authentication,
+    """Tests under tests/e2e/ get the `e2e` marker (`-m "not e2e"` leaves them out).
+
+    The `redis` backend runs only in modules marked `redis_tier` (authentication,
     accounts, keys): elsewhere it would repeat the SQLite run, at the suite's expense."""
     keep, drop = [], []
     for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
         callspec = getattr(item, "callspec", None)
         on_redis = callspec is not None and callspec.params.get("app") == "redis"
         (drop if on_redis and item.get_closest_marker("redis_tier") is None else keep).append(item)

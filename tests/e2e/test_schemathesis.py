@@ -48,7 +48,9 @@ from api.extensions import cache, db
 from api.openapi import SPEC_FILE, TasksAPI
 from tests.support.apps import make_app
 
-pytestmark = pytest.mark.contract
+# One worker runs the whole module: `test_every_operation_was_served_not_only_refused`
+# reads what the other tests sent, in its own process (`make test` uses --dist loadgroup).
+pytestmark = [pytest.mark.contract, pytest.mark.xdist_group("schemathesis")]
 
 # Enough to meet every check on every operation, small enough for the default suite.
 # Derandomized: the suite draws the same requests every run, so what it finds (or that it

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.contract
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(
-    os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+    os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
 )
 # Quiet, offline Chromium: no sandbox (CI runs as root), no GPU, no phoning home.
 ARGS = [

@@ -16,9 +16,10 @@ import pytest
 
 from api.openapi import SPEC_FILE
 
-pytestmark = pytest.mark.contract
+# One worker installs the node tools (`npm ci`, a session fixture) and runs them all.
+pytestmark = [pytest.mark.contract, pytest.mark.xdist_group("node")]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULESET = ROOT / ".spectral.yaml"
 
 CLIENT_TS = """\
