@@ -29,8 +29,9 @@ from werkzeug.serving import make_server
 
 from api.extensions import cache, db, limiter
 from api.models import Role, User
-from api.openapi import TasksAPI
+from api.openapi import SPEC_FILE, TasksAPI
 from api.security import hash_password
+from tests.support import operations
 from tests.support.apps import (
     POSTGRES_TEST_OPTIONS,
     AppFactory,
@@ -54,6 +55,40 @@ def pytest_configure(config: pytest.Config) -> None:
     directory = tempfile.mkdtemp(prefix="tasks-api-hypothesis-")
     atexit.register(shutil.rmtree, directory, ignore_errors=True)
     set_hypothesis_home_dir(directory)
+
+
+def whole_suite(config: pytest.Config) -> bool:
+    """Whether this run is the whole suite (`make test`): no paths, -k, -m, --lf, --deselect."""
+    option = config.option
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not (option.keyword or option.markexpr or option.lf or option.deselect)
+        and not option.collectonly
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist (controller): add what a worker served to this process's record."""
+    operations.SERVED.update(node.workeroutput.get("served_operations", []))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a whole-suite run that left an API operation unserved (DESIGN.md: `make test`
+    exercises every operation). A worker hands its record to the controller instead."""
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["served_operations"] = sorted(operations.SERVED)
+        return
+    if exitstatus != pytest.ExitCode.OK or not whole_suite(config):
+        return
+    unserved = operations.unserved(SPEC_FILE)
+    if unserved:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", f"no test was answered under 400 by {', '.join(unserved)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def backends() -> list[str]:

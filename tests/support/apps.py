@@ -26,6 +26,7 @@ from api.models import Role, User
 from api.openapi import TasksAPI
 from api.security import hash_password
 from tests.support.auth import PASSWORD
+from tests.support.operations import RecordingClient
 
 # What `Limiter.init_app` and a storage outage change on the shared limiter: where the
 # counters live, the in-memory fallback and its health-check state. (Not the limits,
@@ -91,8 +92,13 @@ def add_user(application: TasksAPI, username: str, **fields: Any) -> int:
 
 
 def make_app(database_url: str, **config: Any) -> TasksAPI:
-    """An app with the testing profile on `database_url` (no tables created)."""
-    return create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **config})
+    """An app with the testing profile on `database_url` (no tables created). Its test
+    clients record the operations they are served (tests/support/operations.py)."""
+    application = create_app(
+        {"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **config}
+    )
+    application.test_client_class = RecordingClient
+    return application
 
 
 # Commits do not wait for the WAL to reach the disk: a crash could lose the last
