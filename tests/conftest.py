@@ -9,11 +9,9 @@ by `.ci/run`) makes a missing tier an error instead of a skip.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +19,6 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from hypothesis.configuration import set_hypothesis_home_dir
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -47,14 +44,6 @@ from tests.support.clock import Clock
 from tests.support.db import fresh_postgres_database
 from tests.support.redis_keys import redis_namespace
 from tests.support.tiers import answering_redis, tier_missing
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Hypothesis (under schemathesis) keeps caches in `./.hypothesis` even without an example
-    database: keep them in a temporary directory, not in the source tree."""
-    directory = tempfile.mkdtemp(prefix="tasks-api-hypothesis-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    set_hypothesis_home_dir(directory)
 
 
 def whole_suite(config: pytest.Config) -> bool:
