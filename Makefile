@@ -34,10 +34,11 @@ run: migrate  ## Migrate, seed demo data, serve on 127.0.0.1:5000 with /docs
 serve: migrate  ## Serve with gunicorn (gunicorn.conf.py; WEB_CONCURRENCY workers)
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-# pytest-xdist workers (`auto`: one per core; 0 runs in one process). Each module's
-# schemathesis and node tests stay on one worker (`xdist_group`, `--dist loadgroup`).
+# pytest-xdist workers (`auto`: one per core; 0 runs in one process). Each test module runs
+# on one worker (`--dist loadfile`): the schemathesis module's last test checks what the
+# others sent, and the node tools are installed once per worker that needs them.
 TEST_WORKERS ?= auto
-PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 # `make test` leaves out tests/e2e/ (real servers and processes, Chromium, node tools, the
 # SDK, schemathesis), and the pytest plugins only they use: each worker would import them

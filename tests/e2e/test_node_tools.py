@@ -16,8 +16,7 @@ import pytest
 
 from api.openapi import SPEC_FILE
 
-# One worker installs the node tools (`npm ci`, a session fixture) and runs them all.
-pytestmark = [pytest.mark.contract, pytest.mark.xdist_group("node")]
+pytestmark = pytest.mark.contract
 
 ROOT = Path(__file__).resolve().parents[2]
 RULESET = ROOT / ".spectral.yaml"

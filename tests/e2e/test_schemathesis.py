@@ -31,13 +31,14 @@ import shutil
 import tempfile
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.internal.conjecture import providers
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.transport import Response
 from schemathesis.generation.case import Case
@@ -66,6 +67,21 @@ SETTINGS = settings(
 # hands them an id that exists: scenarios long enough to follow every link. If a spec change
 # leaves one unserved, raise these (16 steps reach the API-key links past the report ones).
 STATEFUL_SETTINGS = settings(SETTINGS, max_examples=40, stateful_step_count=16)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _draws_independent_of_the_repository() -> Iterator[None]:
+    """Derandomized is not enough for the same draws each run: Hypothesis also mixes in
+    string and number literals from every local module loaded (api/, tests/, ...), so a
+    literal added anywhere would change what this module sends, and whether a link reaches
+    getApiKey. Without that pool, the draws depend only on the spec and the settings above.
+    (A private Hypothesis function: if it goes away, this fails loudly, not silently.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(providers, "_get_local_constants", lambda: NO_LOCAL_CONSTANTS)
+        yield
+
+
+NO_LOCAL_CONSTANTS = providers.Constants()
 
 
 def register_users(app: TasksAPI) -> None:
