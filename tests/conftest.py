@@ -5,6 +5,9 @@ real PostgreSQL (in a database created for this run and dropped after it); and w
 `TEST_REDIS_URL` is set, again on SQLite with the Redis revocation store (under a key
 prefix of its own, removed after each test). `REQUIRE_TEST_TIERS=postgresql,redis` (set
 by `.ci/run`) makes a missing tier an error instead of a skip.
+
+Helpers live in tests/support/; this file holds fixtures and hooks only. A whole run (no
+paths, -k or -m) fails if some operation of the spec never answered a test under 400.
 """
 
 from __future__ import annotations
