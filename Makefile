@@ -14,7 +14,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-runtime run serve worker test contract lint fmt typecheck security openapi openapi-check spec-validate migrate docs docs-check hadolint check lock bench clean
+.PHONY: help install install-runtime run serve worker test test-e2e contract lint fmt typecheck security openapi openapi-check spec-validate migrate docs docs-check hadolint check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,8 +51,22 @@ serve: install-runtime  ## Serve with gunicorn (runtime deps only; run `make mig
 worker: install-runtime  ## Run a Celery worker for the jobs (JOBS_BACKEND=celery)
 	JOBS_BACKEND=celery $(RUNTIME_BIN)/flask --app wsgi worker
 
-test: install  ## Run the whole test suite with coverage
-	$(BIN)/pytest --cov --cov-report=term
+# pytest-xdist workers (`auto`: one per core; 0 runs in one process). Each test module runs
+# on one worker (`--dist loadfile`): the schemathesis module's last test checks what the
+# others sent, and the node tools are installed once per worker that needs them.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
+# `make test` leaves out tests/e2e/ (real servers and processes, Chromium, node tools, the
+# SDK, schemathesis), and the pytest plugins only they use: each worker would import them
+# (and pytest rewrite their asserts) for nothing. `make test E2E=1` (CI) runs everything.
+WITHOUT_E2E := --ignore=tests/e2e -p no:schemathesis -p no:hypothesispytest -p no:anyio
+
+test: install  ## Run the suite on every core with coverage (E2E=1: tests/e2e/ too)
+	$(PYTEST) --cov --cov-report=term $(if $(E2E),,$(WITHOUT_E2E))
+
+test-e2e: install  ## Run only the end-to-end tests (tests/e2e/)
+	$(PYTEST) tests/e2e
 
 contract: install  ## schemathesis CLI, every check, against gunicorn on a fresh database
 	$(BIN)/python -m contract.run_cli --max-examples $${CONTRACT_MAX_EXAMPLES:-50}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -15,7 +15,7 @@ from api.errors import ConflictError, InvalidFieldError
 from api.extensions import db
 from api.jobs import workers
 from api.models import Role, Task, User
-from api.services import attachments, auth, events, idempotency, jobs, tasks, tokens
+from api.services import attachments, auth, clock, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
@@ -105,7 +105,7 @@ def init_app(app: APIFlask) -> None:
         if user is None:
             user = _register(**DEMO_USER, role=Role.USER.value)
         if db.session.scalar(select(Task.id).where(Task.owner_id == user.id).limit(1)) is None:
-            now = datetime.now(UTC).replace(microsecond=0)
+            now = clock.now().replace(microsecond=0)
             for spec in DEMO_TASKS:
                 data = {k: v for k, v in spec.items() if k != "days"}
                 days = spec.get("days")

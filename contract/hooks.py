@@ -1,5 +1,5 @@
 """Schemathesis hooks for this API (`SCHEMATHESIS_HOOKS=contract/hooks.py` for the CLI;
-tests/test_schemathesis.py imports this module).
+tests/e2e/test_schemathesis.py imports this module).
 
 Who sends what. The run's accounts are real users who log in through `login`:
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from apiflask import Schema, fields, validators
 from marshmallow import ValidationError
 
 from api.models import Scope
+from api.services import clock
 from schemas.common import NOT_BLANK, DateTime, Enum, Pagination
 
 
 def _in_the_future(value: datetime) -> None:
-    if value <= datetime.now(UTC):
+    if value <= clock.now():
         raise ValidationError("Must be in the future.")
 
 

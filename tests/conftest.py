@@ -5,90 +5,108 @@ real PostgreSQL (in a database created for this run and dropped after it); and w
 `TEST_REDIS_URL` is set, again on SQLite with the Redis revocation store (under a key
 prefix of its own, removed after each test). `REQUIRE_TEST_TIERS=postgresql,redis` (set
 by `.ci/run`) makes a missing tier an error instead of a skip.
+
+Helpers live in tests/support/; this file holds fixtures and hooks only. A whole run (no
+paths, -k or -m) fails if some operation of the spec never answered a test under 400.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from hypothesis.configuration import set_hypothesis_home_dir
-from redis import Redis, RedisError
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from werkzeug.serving import make_server
 
-from api import create_app
 from api.extensions import cache, db
 from api.limits import app_limiter
 from api.models import Role, User
-from api.openapi import TasksAPI
+from api.openapi import SPEC_FILE, TasksAPI
 from api.security import hash_password
+from tests.support import operations
+from tests.support.apps import (
+    POSTGRES_TEST_OPTIONS,
+    AppFactory,
+    LiveServer,
+    app_factory,
+    clear_redis,
+    dispose,
+    make_app,
+    redis_config,
+)
+from tests.support.auth import PASSWORD, AuthHeaders, Headers, bearer, login
+from tests.support.clock import Clock
+from tests.support.db import fresh_postgres_database
 from tests.support.processes import RedisServer, redis_server
-
-REQUIRED_TIERS = {t for t in os.environ.get("REQUIRE_TEST_TIERS", "").split(",") if t}
-PASSWORD = "correct horse battery"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Hypothesis (under schemathesis) keeps caches in `./.hypothesis` even without an example
-    database: keep them in a temporary directory, not in the source tree."""
-    directory = tempfile.mkdtemp(prefix="tasks-api-hypothesis-")
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-    set_hypothesis_home_dir(directory)
+from tests.support.redis_keys import redis_namespace
+from tests.support.tiers import answering_redis, tier_missing
 
 
-def tier_missing(tier: str, reason: str) -> None:
-    """Skip a test for a missing tier, or fail when CI requires that tier."""
-    if tier in REQUIRED_TIERS:
-        pytest.fail(f"required test tier {tier!r} unavailable: {reason}")
-    pytest.skip(reason)
+def whole_suite(config: pytest.Config) -> bool:
+    """Whether this run is the whole suite (`make test`): no paths, -k, -m, --lf, --deselect."""
+    option = config.option
+    return (
+        config.args_source == pytest.Config.ArgsSource.TESTPATHS
+        and not (option.keyword or option.markexpr or option.lf or option.deselect)
+        and not option.collectonly
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist (controller): add what a worker served to this process's record."""
+    operations.SERVED.update(node.workeroutput.get("served_operations", []))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a whole-suite run that left an API operation unserved (DESIGN.md: `make test`
+    exercises every operation). A worker hands its record to the controller instead."""
+    config = session.config
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["served_operations"] = sorted(operations.SERVED)
+        return
+    if exitstatus != pytest.ExitCode.OK or not whole_suite(config):
+        return
+    unserved = operations.unserved(SPEC_FILE)
+    if unserved:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", f"no test was answered under 400 by {', '.join(unserved)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def backends() -> list[str]:
     return ["sqlite", "postgresql", "redis"]
 
 
+E2E = Path(__file__).resolve().parent / "e2e"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The `redis` backend runs only in modules marked `redis_tier` (authentication,
+    """Tests under tests/e2e/ get the `e2e` marker (`-m "not e2e"` leaves them out).
+
+    The `redis` backend runs only in modules marked `redis_tier` (authentication,
     accounts, keys): elsewhere it would repeat the SQLite run, at the suite's expense."""
     keep, drop = [], []
     for item in items:
+        if item.path.is_relative_to(E2E):
+            item.add_marker(pytest.mark.e2e)
         callspec = getattr(item, "callspec", None)
         on_redis = callspec is not None and callspec.params.get("app") == "redis"
         (drop if on_redis and item.get_closest_marker("redis_tier") is None else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
-
-
-@contextmanager
-def fresh_postgres_database(base_url: str) -> Iterator[str]:
-    """Create an empty database on the server of `base_url`; drop it afterwards."""
-    name = f"tasks_api_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -108,35 +126,11 @@ def postgres_server() -> str:
     return base
 
 
-# Commits do not wait for the WAL to reach the disk: a crash could lose the last
-# transactions of a test database, which is thrown away anyway. Tests run much faster.
-POSTGRES_TEST_OPTIONS = {
-    "SQLALCHEMY_ENGINE_OPTIONS": {
-        "pool_pre_ping": True,
-        "connect_args": {"options": "-c synchronous_commit=off"},
-    }
-}
-
-
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test session."""
     with fresh_postgres_database(postgres_server) as url:
         yield url
-
-
-def answering_redis(tier: str, url: str | None, unset: str) -> str:
-    """`url`, checked to answer; skips the tier (or fails it in CI) otherwise."""
-    if not url:
-        tier_missing(tier, unset)
-    client = Redis.from_url(url, socket_timeout=2)
-    try:
-        client.ping()
-    except RedisError as error:
-        tier_missing(tier, f"cannot reach Redis at {url}: {error}")
-    finally:
-        client.close()
-    return url
 
 
 @pytest.fixture(scope="session")
@@ -168,6 +162,7 @@ def redis_executable() -> str:
 
 @pytest.fixture
 def private_redis(tmp_path: Path, redis_executable: str) -> Iterator[RedisServer]:
+    """A Redis of this test's own, which it may kill and restart."""
     with redis_server(redis_executable, tmp_path / "redis.log") as server:
         yield server
 
@@ -191,56 +186,6 @@ def amqp_url() -> str:
     finally:
         connection.release()
     return url
-
-
-# A Redis URL where nothing listens: Redis "down" without stopping the shared server.
-UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
-
-
-def redis_config(url: str) -> dict[str, Any]:
-    """Settings for the Redis revocation store, under a key prefix no one else uses
-    (other test runs may share this Redis)."""
-    prefix = f"tasks-api-test-{uuid.uuid4().hex[:10]}:"
-    # Only the revocation store: limits and the response cache stay in memory here
-    # (their Redis tiers live in tests/test_limits.py and tests/test_cache.py).
-    return {
-        "REDIS_URL": url,
-        "REVOCATION_KEY_PREFIX": prefix,
-        "RATELIMIT_STORAGE_URI": "memory://",
-        "CACHE_TYPE": "SimpleCache",
-    }
-
-
-# Nothing listens on port 1: connections are refused at once.
-# (The revocation store's; limits and cache keep to memory, as in `redis_config`.)
-UNREACHABLE_REDIS = {
-    "REDIS_URL": "redis://127.0.0.1:1/0",
-    "REDIS_SOCKET_TIMEOUT": 0.2,
-    "RATELIMIT_STORAGE_URI": "memory://",
-    "CACHE_TYPE": "SimpleCache",
-}
-
-
-def clear_redis(app: TasksAPI) -> None:
-    """Delete every key of `app`'s prefix (never the whole Redis database)."""
-    client: Redis | None = app.extensions.get("redis")
-    if client is not None:
-        keys = list(client.scan_iter(match=app.config["REVOCATION_KEY_PREFIX"] + "*", count=1000))
-        if keys:
-            client.delete(*keys)
-
-
-def dispose(app: TasksAPI) -> None:
-    """Close `app`'s connections (pytest turns unclosed sockets into errors)."""
-    client: Redis | None = app.extensions.get("redis")
-    if client is not None:
-        client.close()
-    with app.app_context():
-        db.engine.dispose()
-
-
-def make_app(database_url: str, **config: Any) -> TasksAPI:
-    return create_app({"APP_ENV": "testing", "SQLALCHEMY_DATABASE_URI": database_url, **config})
 
 
 @pytest.fixture(scope="session", params=backends())
@@ -312,23 +257,12 @@ def make_user(app: TasksAPI) -> Callable[..., User]:
     return factory
 
 
-def login(client: FlaskClient, username: str, password: str = PASSWORD) -> dict[str, Any]:
-    response = client.post("/api/v1/auth/login", json={"login": username, "password": password})
-    assert response.status_code == 200, response.get_json()
-    body: dict[str, Any] = response.get_json()
-    return body
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 @pytest.fixture
-def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., dict[str, str]]:
+def auth(client: FlaskClient, make_user: Callable[..., User]) -> AuthHeaders:
     """`auth("bob")` creates bob (once), logs him in and returns his headers."""
     created: set[str] = set()
 
-    def headers(username: str = "alice", role: str = Role.USER.value) -> dict[str, str]:
+    def headers(username: str = "alice", role: str = Role.USER.value) -> Headers:
         if username not in created:
             make_user(username, role=role)
             created.add(username)
@@ -337,17 +271,19 @@ def auth(client: FlaskClient, make_user: Callable[..., User]) -> Callable[..., d
     return headers
 
 
-class Clock:
-    """The services' time (`api.services.clock.now`), moved on by tests instead of sleeping."""
+@pytest.fixture
+def alice(auth: AuthHeaders) -> Headers:
+    return auth("alice")
 
-    def __init__(self) -> None:
-        self.offset = timedelta()
 
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+@pytest.fixture
+def bob(auth: AuthHeaders) -> Headers:
+    return auth("bob")
 
-    def advance(self, **delta: float) -> None:
-        self.offset += timedelta(**delta)
+
+@pytest.fixture
+def admin(auth: AuthHeaders) -> Headers:
+    return auth("root", role=Role.ADMIN.value)
 
 
 @pytest.fixture
@@ -357,17 +293,23 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return moved
 
 
+@pytest.fixture
+def build(app: TasksAPI) -> Iterator[AppFactory]:
+    """Other apps ("workers") on the session app's database, undone after the test."""
+    with app_factory(app) as factory:
+        yield factory
+
+
+@pytest.fixture
+def namespace(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix for this test; its keys are deleted after it."""
+    with redis_namespace(redis_url) as prefix:
+        yield prefix
+
+
 @pytest.fixture(scope="session")
 def spec_path() -> Path:
     return Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
-
-
-@dataclass(frozen=True)
-class LiveServer:
-    """A real HTTP server on a loopback port, for clients that need one (SDK, browser)."""
-
-    url: str
-    app: TasksAPI
 
 
 @pytest.fixture(scope="session")
@@ -376,10 +318,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
     Tests that share it register users of their own (unique names) instead of emptying it.
     """
-    directory = tmp_path_factory.mktemp("live")
-    application = make_app(
-        f"sqlite:///{directory / 'tasks.db'}", ATTACHMENTS_DIR=str(directory / "attachments")
-    )
+    application = make_app(f"sqlite:///{tmp_path_factory.mktemp('live') / 'tasks.db'}")
     with application.app_context():
         db.create_all()
     server = make_server("127.0.0.1", 0, application, threaded=True)
@@ -418,20 +357,3 @@ def node_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if result.returncode != 0:
         tier_missing("node", f"npm ci failed: {result.stderr[-2000:]}")
     return directory / "node_modules" / ".bin"
-
-
-@contextmanager
-def sql_statements(app: TasksAPI) -> Iterator[list[str]]:
-    """Every SQL statement `app`'s engine runs while the block runs."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)

@@ -16,8 +16,10 @@ from werkzeug.test import TestResponse
 from api.extensions import db
 from api.models import ApiKey, Role, Task, User
 from api.openapi import TasksAPI
-from tests.conftest import Clock
-from tests.test_errors import assert_problem, count
+from tests.support.auth import AuthHeaders
+from tests.support.clock import Clock
+from tests.support.db import count
+from tests.support.problems import assert_problem
 
 # Also run with the Redis revocation store (see conftest).
 pytestmark = pytest.mark.redis_tier
@@ -27,7 +29,6 @@ TASKS = "/api/v1/tasks"
 ME = "/api/v1/users/me"
 KEY_FIELDS = {"id", "name", "prefix", "scopes", "expires_at", "created_at", "last_used_at"}
 
-AuthHeaders = Callable[..., dict[str, str]]
 Json = dict[str, Any]
 
 

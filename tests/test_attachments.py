@@ -29,18 +29,12 @@ from api.models import Attachment, Job, Task
 from api.openapi import TasksAPI
 from api.services import attachments
 from api.storage import Store
-from tests.conftest import (
-    POSTGRES_TEST_OPTIONS,
-    Clock,
-    bearer,
-    dispose,
-    fresh_postgres_database,
-    login,
-    make_app,
-    tier_missing,
-)
-from tests.support.apps import add_user
+from tests.support.apps import POSTGRES_TEST_OPTIONS, add_user, dispose, make_app
+from tests.support.auth import bearer, login
+from tests.support.clock import Clock
+from tests.support.db import fresh_postgres_database
 from tests.support.processes import S3Server, s3_server
+from tests.support.tiers import tier_missing
 
 LIMITS = {
     "MAX_ATTACHMENT_BYTES": 256 * 1024,

@@ -15,25 +15,33 @@ from argon2 import PasswordHasher
 from flask.testing import FlaskClient
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import delete, func, select, update
-from werkzeug.test import TestResponse
 
 from api.cli import DEMO_TASKS, DEMO_USER
 from api.extensions import db
 from api.models import RevokedToken, Role, Task, User
 from api.openapi import TasksAPI
 from api.services.auth import login_failed
-from tests.conftest import PASSWORD, Clock, bearer, login
-from tests.test_errors import assert_problem, count
+from tests.support.auth import (
+    LOGIN,
+    LOGOUT,
+    ME,
+    PASSWORD,
+    REFRESH,
+    REGISTER,
+    assert_token_pair,
+    assert_token_refused,
+    bearer,
+    claims,
+    login,
+    stored_user,
+)
+from tests.support.clock import Clock
+from tests.support.db import count
+from tests.support.problems import assert_problem
 
 # Also run with the Redis revocation store (see conftest).
 pytestmark = pytest.mark.redis_tier
 
-REGISTER = "/api/v1/auth/register"
-LOGIN = "/api/v1/auth/login"
-REFRESH = "/api/v1/auth/refresh"
-LOGOUT = "/api/v1/auth/logout"
-ME = "/api/v1/users/me"
-TOKEN_KEYS = {"access_token", "refresh_token", "token_type", "expires_in"}
 
 MakeUser = Callable[..., User]
 
@@ -49,47 +57,11 @@ def new_account(**changes: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def claims(token: str) -> dict[str, Any]:
-    decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    return decoded
-
-
-def stored_user(app: TasksAPI, username: str) -> User | None:
-    with app.app_context():
-        user = db.session.scalar(select(User).where(User.username == username))
-        if user is not None:
-            db.session.expunge(user)
-        return user
-
-
 def revocations(app: TasksAPI) -> dict[str, tuple[str, int]]:
     """jti -> (token type, user id) of every revoked token."""
     with app.app_context():
         rows = db.session.scalars(select(RevokedToken)).all()
         return {row.jti: (row.token_type, row.user_id) for row in rows}
-
-
-def assert_token_pair(app: TasksAPI, response: TestResponse, user_id: int) -> dict[str, Any]:
-    assert response.status_code == 200, response.get_json()
-    assert response.headers["Cache-Control"] == "no-store"
-    body: dict[str, Any] = response.get_json()
-    assert set(body) == TOKEN_KEYS
-    assert body["token_type"] == "Bearer"
-    lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
-    assert body["expires_in"] == int(lifetime.total_seconds())
-    for token, kind in ((body["access_token"], "access"), (body["refresh_token"], "refresh")):
-        token_claims = claims(token)
-        assert token_claims["type"] == kind
-        assert token_claims["sub"] == str(user_id)  # a string, as RFC 7519 says
-    return body
-
-
-def assert_token_refused(response: TestResponse) -> dict[str, Any]:
-    """A 401 problem with a Bearer challenge (never Flask-JWT-Extended's 422 `msg`)."""
-    body = assert_problem(response, 401)
-    assert "msg" not in body
-    assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    return body
 
 
 # --- register --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import cachelib.simple
@@ -14,49 +14,16 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.openapi import TasksAPI
-from tests.conftest import UNREACHABLE_REDIS_URL, sql_statements
-from tests.test_errors import assert_problem
-from tests.test_limits import (
-    AppFactory,
-    app_factory,
-    assert_security_headers,
-    redis_keys,
-    redis_namespace,
-    redis_worker,
-)
+from tests.support.apps import UNREACHABLE_REDIS_URL, AppFactory, redis_worker
+from tests.support.auth import Headers
+from tests.support.db import sql_statements
+from tests.support.headers import assert_security_headers
+from tests.support.problems import assert_problem
+from tests.support.redis_keys import redis_keys
 
 TASKS = "/api/v1/tasks"
 CLEAR = "/api/v1/admin/cache"
 TASKS_TABLES = re.compile(r"\b(tasks|task_tags|tags)\b", re.IGNORECASE)
-Headers = dict[str, str]
-AuthHeaders = Callable[..., Headers]
-
-
-@pytest.fixture
-def alice(auth: AuthHeaders) -> Headers:
-    return auth("alice")
-
-
-@pytest.fixture
-def bob(auth: AuthHeaders) -> Headers:
-    return auth("bob")
-
-
-@pytest.fixture
-def admin(auth: AuthHeaders) -> Headers:
-    return auth("root", role="admin")
-
-
-@pytest.fixture
-def build(app: TasksAPI) -> Iterator[AppFactory]:
-    with app_factory(app) as factory:
-        yield factory
-
-
-@pytest.fixture
-def namespace(redis_url: str) -> Iterator[str]:
-    with redis_namespace(redis_url) as prefix:
-        yield prefix
 
 
 def create(client: FlaskClient, headers: Headers, title: str = "A task") -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,11 @@ from werkzeug.test import TestResponse
 from api.extensions import db
 from api.models import Task
 from api.openapi import TasksAPI
-from tests.test_errors import assert_problem
-from tests.test_limits import assert_security_headers
+from tests.support.auth import AuthHeaders, Headers
+from tests.support.headers import assert_security_headers
+from tests.support.problems import assert_problem
 
 TASKS = "/api/v1/tasks"
-Headers = dict[str, str]
-AuthHeaders = Callable[..., Headers]
 Json = dict[str, Any]
 
 # The operations that change a task: (method, suffix, body).
@@ -32,11 +30,6 @@ CHANGES: dict[str, tuple[str, str, Json | None]] = {
     "deleteTask": ("DELETE", "", None),
 }
 CHANGE_IDS = list(CHANGES)
-
-
-@pytest.fixture
-def alice(auth: AuthHeaders) -> Headers:
-    return auth("alice")
 
 
 def create(client: FlaskClient, headers: Headers, title: str = "A task") -> TestResponse:

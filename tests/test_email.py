@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from api.services.email import send_email, send_templated
-from tests.conftest import make_app
+from tests.support.apps import make_app
 
 
 def test_send_email_sends_at_once_with_an_html_part() -> None:

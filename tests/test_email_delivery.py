@@ -21,7 +21,6 @@ from api.extensions import db
 from api.jobs.runner import UNAVAILABLE_ERROR
 from api.models import Job
 from api.openapi import TasksAPI
-from tests.conftest import bearer, login
 from tests.support.apps import (
     add_user,
     app_with_schema,
@@ -29,6 +28,7 @@ from tests.support.apps import (
     isolated_process_state,
     sqlite_url,
 )
+from tests.support.auth import bearer, login
 from tests.support.processes import free_port
 
 REGISTER = "/api/v1/auth/register"

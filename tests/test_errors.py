@@ -14,43 +14,20 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from api.extensions import db
-from api.models import Task, User
+from api.models import Tag, Task, User, task_tags
 from api.openapi import TasksAPI
-from tests.conftest import make_app
+from api.services import tasks as task_service
+from tests.support.apps import make_app
+from tests.support.auth import AuthHeaders
+from tests.support.db import count
+from tests.support.problems import FIELD_ERROR_KEYS, assert_problem
 
-PROBLEM_MIMETYPE = "application/problem+json"
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
-FIELD_ERROR_KEYS = {"location", "field", "message"}
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 TASKS = "/api/v1/tasks"
 ME = "/api/v1/users/me"
 LOGOUT = "/api/v1/auth/logout"
 REGISTER = "/api/v1/auth/register"
-
-AuthHeaders = Callable[..., dict[str, str]]
-
-
-def assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
-    """Check the one error shape (RFC 9457 + request id) and return the body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM_MIMETYPE
-    body: dict[str, Any] = response.get_json()
-    expected_keys = PROBLEM_KEYS | ({"errors"} if status == 422 else set())
-    assert set(body) == expected_keys
-    assert body["status"] == status
-    assert body["type"]
-    assert body["title"]
-    assert body["detail"]
-    assert body["instance"] == response.request.path
-    assert body["request_id"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
-
-
-def count(app: TasksAPI, model: type[Any]) -> int:
-    with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model)) or 0
 
 
 def _boom(*args: Any, **kwargs: Any) -> Any:
@@ -336,3 +313,48 @@ def test_204_has_no_body_and_no_content_type(
     assert response.status_code == 204
     assert response.data == b""
     assert "Content-Type" not in response.headers
+
+
+# --- a failure half-way through a transaction -----------------------------------------
+
+
+def count_rows(app: TasksAPI) -> dict[str, int]:
+    return {"tasks": count(app, Task), "tags": count(app, Tag), "task_tags": count(app, task_tags)}
+
+
+def test_a_transaction_failing_midway_leaves_nothing_behind(
+    app: TasksAPI,
+    client: FlaskClient,
+    auth: Callable[..., dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    headers = auth("alice")
+    body = {"title": "Doomed", "tags": ["alpha", "beta"]}
+    inside: list[tuple[int, int]] = []
+
+    def flush_then_fail() -> None:
+        # The task row, its new tags and their links exist in the transaction now.
+        db.session.flush()
+        inside.append(
+            (
+                db.session.scalar(select(func.count()).select_from(Task)) or 0,
+                db.session.scalar(select(func.count()).select_from(Tag)) or 0,
+            )
+        )
+        raise RuntimeError("injected failure after the flush")
+
+    monkeypatch.setattr(task_service, "_commit", flush_then_fail)
+    failed = client.post("/api/v1/tasks", json=body, headers=headers)
+
+    assert inside == [(1, 2)]
+    assert failed.status_code == 500
+    assert failed.mimetype == "application/problem+json"
+    assert failed.get_json()["request_id"] == failed.headers["X-Request-ID"]
+    assert "injected" not in failed.get_data(as_text=True)
+    assert count_rows(app) == {"tasks": 0, "tags": 0, "task_tags": 0}
+
+    monkeypatch.undo()
+    created = client.post("/api/v1/tasks", json=body, headers=headers)
+    assert created.status_code == 201
+    assert created.get_json()["tags"] == ["alpha", "beta"]
+    assert count_rows(app) == {"tasks": 1, "tags": 2, "task_tags": 2}

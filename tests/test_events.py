@@ -25,8 +25,8 @@ from api.models import Event, EventType, Job, JobStatus, User
 from api.openapi import TasksAPI
 from api.services import events
 from api.services.jobs import enqueue
-from tests.conftest import POSTGRES_TEST_OPTIONS, Clock
-from tests.support.apps import add_user, app_with_schema, dispose
+from tests.support.apps import POSTGRES_TEST_OPTIONS, add_user, app_with_schema, dispose
+from tests.support.clock import Clock
 from tests.support.task_session import scripted_session
 
 EVENTS = "/api/v1/events"

@@ -4,7 +4,6 @@ both backends) or broke the spec; each now answers as the spec says, on both bac
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,26 +12,11 @@ from flask.testing import FlaskClient
 from api.models import MAX_ID
 from api.openapi import SPEC_FILE, TasksAPI
 from schemas.common import lower
-from tests.conftest import PASSWORD
-from tests.test_auth import LOGIN, REGISTER
-from tests.test_tasks import (
-    API,
-    Headers,
-    assert_invalid,
-    assert_problem,
-    create,
-    get_list,
-    stored,
-    task_count,
-    url,
-)
+from tests.support.auth import LOGIN, PASSWORD, REGISTER, Headers
+from tests.support.problems import assert_invalid, assert_problem
+from tests.support.tasks import API, create, get_list, stored, task_count, url
 
 NUL = "\x00"
-
-
-@pytest.fixture
-def alice(auth: Callable[..., Headers]) -> Headers:
-    return auth("alice")
 
 
 # --- NUL characters: PostgreSQL can neither store nor compare them ----------------------

@@ -36,8 +36,8 @@ from api.services import tasks as task_service
 from api.services import throttle
 from api.services.secret_tokens import digest
 from schemas.common import DATETIME_BOUNDS
-from tests.conftest import PASSWORD, UNREACHABLE_REDIS_URL, bearer, login, make_app
-from tests.support.apps import dispose, isolated_process_state
+from tests.support.apps import UNREACHABLE_REDIS_URL, dispose, isolated_process_state, make_app
+from tests.support.auth import PASSWORD, bearer, login
 
 Json = dict[str, Any]
 Headers = dict[str, str]

@@ -8,8 +8,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from api.openapi import TasksAPI
-from tests.conftest import UNREACHABLE_REDIS, make_app
-from tests.support.apps import app_with_schema
+from tests.support.apps import UNREACHABLE_REDIS, app_with_schema, make_app
 
 # Also run with the Redis revocation store (see conftest).
 pytestmark = pytest.mark.redis_tier

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from api.errors import ConflictError
@@ -20,19 +20,14 @@ from api.extensions import db
 from api.models import IdempotencyRecord, RevokedToken, Task, User
 from api.openapi import TasksAPI
 from api.services import tasks
-from tests.test_errors import PROBLEM_KEYS, assert_problem
+from tests.support.auth import AuthHeaders, Headers
+from tests.support.clock import Clock
+from tests.support.problems import PROBLEM_KEYS, assert_problem
 
 TASKS = "/api/v1/tasks"
 KEY = "6f1c2f5e-3c4b-4d39-9c53-2f1d7d0f5a11"
 BODY = {"title": "Pay rent", "priority": "high", "tags": ["home"]}
 REPLAYED_HEADERS = ("Location", "ETag", "Content-Type")
-Headers = dict[str, str]
-AuthHeaders = Callable[..., Headers]
-
-
-@pytest.fixture
-def alice(auth: AuthHeaders) -> Headers:
-    return auth("alice")
 
 
 def post(
@@ -276,26 +271,20 @@ def test_retry_while_the_first_request_runs_is_409(
 # --- expiry and the purge command ------------------------------------------------------
 
 
-def expire_records(app: TasksAPI) -> None:
-    with app.app_context():
-        past = datetime.now(UTC) - timedelta(seconds=1)
-        db.session.execute(update(IdempotencyRecord).values(expires_at=past))
-        db.session.commit()
-
-
-@pytest.mark.parametrize("how", ["record expired", "ttl 0"])
+@pytest.mark.parametrize("how", ["a day later", "ttl 0"])
 def test_expired_key_creates_a_new_task(
     app: TasksAPI,
     client: FlaskClient,
     alice: Headers,
     monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
     how: str,
 ) -> None:
     if how == "ttl 0":
         monkeypatch.setitem(app.config, "IDEMPOTENCY_TTL_SECONDS", 0)
     first = post(client, alice)
-    if how == "record expired":
-        expire_records(app)
+    if how == "a day later":
+        clock.advance(hours=24, seconds=1)
     again = post(client, alice)
     assert again.status_code == 201
     assert "Idempotency-Replayed" not in again.headers
@@ -304,11 +293,21 @@ def test_expired_key_creates_a_new_task(
     assert records(app) == [(KEY, 201)]
 
 
+def test_a_key_still_replays_just_before_its_ttl(
+    app: TasksAPI, client: FlaskClient, alice: Headers, clock: Clock
+) -> None:
+    first = post(client, alice)
+    clock.advance(hours=23, minutes=59)
+    assert_replay_of(post(client, alice), first)
+    assert task_count(app) == 1
+
+
 def test_records_are_kept_for_the_configured_ttl(
-    app: TasksAPI, client: FlaskClient, alice: Headers
+    app: TasksAPI, client: FlaskClient, alice: Headers, clock: Clock
 ) -> None:
     assert app.config["IDEMPOTENCY_TTL_SECONDS"] == 24 * 3600
-    before = datetime.now(UTC)
+    clock.advance(days=3)  # the record's times come from the services' clock
+    before = clock.now()
     post(client, alice)
     with app.app_context():
         expires = db.session.scalar(select(IdempotencyRecord.expires_at))
@@ -317,19 +316,23 @@ def test_records_are_kept_for_the_configured_ttl(
 
 
 def test_purge_expired_deletes_expired_records_and_revocations(
-    app: TasksAPI, client: FlaskClient, alice: Headers, make_user: Callable[..., User]
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: Headers,
+    make_user: Callable[..., User],
+    clock: Clock,
 ) -> None:
     owner = make_user("carol")
     post(client, alice, key="old")
-    expire_records(app)
-    post(client, alice, key="live")
-    now = datetime.now(UTC)
+    now = clock.now()
     with app.app_context():
-        for jti, expires_at in (("gone", now - timedelta(minutes=1)), ("kept", now + timedelta(1))):
+        for jti, expires_at in (("gone", now + timedelta(hours=1)), ("kept", now + timedelta(3))):
             db.session.add(
                 RevokedToken(jti=jti, token_type="family", user_id=owner.id, expires_at=expires_at)
             )
         db.session.commit()
+    clock.advance(hours=25)  # past the "old" key's 24 h and the "gone" revocation
+    post(client, alice, key="live")
     result = app.test_cli_runner().invoke(args=["purge-expired"])
     assert result.exit_code == 0, result.output
     assert "purged 1 idempotency records, 1 revocations" in result.output

@@ -20,7 +20,6 @@ from api.jobs.runner import INTERNAL_ERROR, UNAVAILABLE_ERROR, run_job
 from api.models import Job
 from api.openapi import TasksAPI
 from api.services.jobs import enqueue
-from tests.conftest import bearer, login
 from tests.support.apps import (
     add_user,
     app_with_schema,
@@ -28,23 +27,9 @@ from tests.support.apps import (
     isolated_process_state,
     sqlite_url,
 )
-from tests.test_reports import direct_counts, make_tasks
-
-DEADLINE = 10.0
-
-
-def wait_for(app: TasksAPI, job_id: int, *statuses: str) -> Job:
-    """Poll the job's row until its status is one of `statuses` (fail after DEADLINE)."""
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        with app.app_context():
-            job = db.session.get(Job, job_id)
-            assert job is not None
-            db.session.expunge(job)
-        if job.status in statuses:
-            return job
-        assert time.monotonic() < deadline, f"job {job_id} still {job.status}"
-        time.sleep(0.02)
+from tests.support.auth import bearer, login
+from tests.support.jobs import DEADLINE, wait_for
+from tests.support.reports import direct_counts, make_tasks
 
 
 def queue(app: TasksAPI, kind: str, **params: Any) -> int:

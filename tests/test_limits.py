@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,11 @@ from api.extensions import cache, db
 from api.limits import app_limiter
 from api.models import Task, User
 from api.openapi import TasksAPI
-from tests.conftest import PASSWORD, UNREACHABLE_REDIS_URL, bearer, login, make_app
-from tests.test_errors import assert_problem
+from tests.support.apps import UNREACHABLE_REDIS_URL, AppFactory, redis_worker
+from tests.support.auth import PASSWORD, AuthHeaders, Headers, bearer, login
+from tests.support.headers import assert_security_headers
+from tests.support.problems import assert_problem
+from tests.support.redis_keys import redis_keys
 
 API = "/api/v1"
 TASKS = f"{API}/tasks"
@@ -39,10 +40,6 @@ ID_ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("PUT", "/status", {"status": "completed"}),
     ("DELETE", "", None),
 ]
-
-Headers = dict[str, str]
-AuthHeaders = Callable[..., Headers]
-AppFactory = Callable[..., TasksAPI]
 
 
 # --- helpers (test_cache and test_conditional use some) -----------------------------
@@ -60,26 +57,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
-
-
-@contextmanager
-def separate_app(base: TasksAPI, **config: Any) -> Iterator[TasksAPI]:
-    """Another app (a "worker") on the database of `base`, with `config` and a limiter
-    of its own, as a fresh worker process would have."""
-    other = make_app(base.config["SQLALCHEMY_DATABASE_URI"], **config)
-    try:
-        yield other
-    finally:
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
-
-
-@contextmanager
-def app_factory(base: TasksAPI) -> Iterator[AppFactory]:
-    """`build(**config)` makes separate apps, all undone when the block ends."""
-    with ExitStack() as stack:
-        yield lambda **config: stack.enter_context(separate_app(base, **config))
 
 
 def client_at(app: TasksAPI, ip: str) -> FlaskClient:
@@ -142,12 +119,6 @@ def call(
     client: FlaskClient, method: str, path: str, headers: Headers, body: Any = None
 ) -> TestResponse:
     return client.open(path, method=method, headers=headers, json=body)
-
-
-@pytest.fixture
-def build(app: TasksAPI) -> Iterator[AppFactory]:
-    with app_factory(app) as factory:
-        yield factory
 
 
 @pytest.fixture
@@ -502,45 +473,6 @@ def test_answers_other_than_404_do_not_count_towards_the_guard(
 # --- Redis: one limit for many workers; an outage keeps limiting -----------------------
 
 
-@contextmanager
-def redis_namespace(redis_url: str) -> Iterator[str]:
-    """A key prefix for one test's Redis keys; those keys (only) are deleted after it."""
-    prefix = f"tasks-api-test-{uuid.uuid4().hex[:12]}"
-    try:
-        yield prefix
-    finally:
-        client = redis.Redis.from_url(redis_url)
-        try:
-            keys = list(client.scan_iter(match=f"*{prefix}*"))
-            if keys:
-                client.delete(*keys)
-        finally:
-            client.close()
-
-
-@pytest.fixture
-def namespace(redis_url: str) -> Iterator[str]:
-    with redis_namespace(redis_url) as prefix:
-        yield prefix
-
-
-def redis_keys(redis_url: str, prefix: str) -> list[str]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        return sorted(client.scan_iter(match=f"*{prefix}*"))
-    finally:
-        client.close()
-
-
-def redis_worker(build: AppFactory, redis_url: str, prefix: str, **config: Any) -> TasksAPI:
-    return build(
-        REDIS_URL=redis_url,
-        RATELIMIT_KEY_PREFIX=prefix,
-        CACHE_KEY_PREFIX=f"{prefix}:",
-        **config,
-    )
-
-
 def test_workers_sharing_redis_enforce_one_limit(
     build: AppFactory, auth: AuthHeaders, redis_url: str, namespace: str
 ) -> None:
@@ -677,12 +609,6 @@ def test_cors_sends_nothing_to_other_origins(
     if not configured:
         response = client.get(TASKS, headers={"Origin": ORIGIN, **alice})
         assert "Access-Control-Allow-Origin" not in response.headers
-
-
-def assert_security_headers(response: TestResponse) -> None:
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["X-Frame-Options"] == "DENY"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
 
 
 def test_a_429_carries_the_security_headers(

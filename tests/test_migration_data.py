@@ -18,9 +18,9 @@ from sqlalchemy import select
 
 from api.extensions import db
 from api.models import IdempotencyRecord, Job, Task, User
-from tests.conftest import fresh_postgres_database
 from tests.support.apps import isolated_process_state
-from tests.test_migrations import alembic_runner
+from tests.support.db import fresh_postgres_database
+from tests.support.migrations import alembic_runner
 
 
 def at(hour: int) -> datetime:

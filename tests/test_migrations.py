@@ -8,19 +8,17 @@ runner bound to an empty database of each backend.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import pytest_alembic
-from pytest_alembic.config import Config
 from pytest_alembic.tests import default as standard
 from sqlalchemy import inspect
 
 from api.extensions import db
-from tests.conftest import fresh_postgres_database, make_app
+from tests.support.db import fresh_postgres_database
+from tests.support.migrations import alembic_runner
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 STANDARD_TESTS = [
     standard.test_single_head_revision,
     standard.test_upgrade,
@@ -37,18 +35,6 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     server = request.getfixturevalue("postgres_server")
     with fresh_postgres_database(server) as url:
         yield url
-
-
-@contextmanager
-def alembic_runner(url: str) -> Iterator[pytest_alembic.MigrationContext]:
-    app = make_app(url)
-    config = Config.from_raw_config(
-        {"file": str(MIGRATIONS / "alembic.ini"), "script_location": str(MIGRATIONS)}
-    )
-    with app.app_context():
-        with pytest_alembic.runner(config=config, engine=db.engine) as runner:
-            yield runner
-        db.engine.dispose()
 
 
 @pytest.mark.parametrize("check", STANDARD_TESTS, ids=lambda check: check.__name__)

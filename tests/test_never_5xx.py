@@ -32,7 +32,7 @@ from api.extensions import db
 from api.models import Job, Task, User
 from api.openapi import SPEC_FILE, TasksAPI
 from api.services import api_keys, auth
-from tests.conftest import PASSWORD
+from tests.support.auth import PASSWORD
 
 EXAMPLES = int(os.environ.get("NEVER_5XX_EXAMPLES", "6"))
 SPEC: dict[str, Any] = json.loads(SPEC_FILE.read_text())

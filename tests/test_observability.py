@@ -20,14 +20,16 @@ from api import create_app
 from api.config import ConfigError
 from api.extensions import db
 from api.openapi import TasksAPI
-from tests.conftest import UNREACHABLE_REDIS_URL, bearer, login, make_app
 from tests.support.apps import (
+    UNREACHABLE_REDIS_URL,
     add_user,
     app_with_schema,
     dispose,
     isolated_process_state,
+    make_app,
     sqlite_url,
 )
+from tests.support.auth import bearer, login
 
 Build = Callable[..., TasksAPI]
 METRICS_TOKEN = "metrics-token-for-the-tests"

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from openapi_spec_validator import validate
 
 from api.openapi import TasksAPI, spec_json
-from tests.conftest import make_app
+from tests.support.apps import make_app
 
 METHODS = ("get", "post", "put", "patch", "delete")
 CAMEL_CASE = re.compile(r"^[a-z]+(?:[A-Z][a-z0-9]*)*$")

@@ -20,9 +20,10 @@ from api.extensions import db
 from api.jobs.runner import UNAVAILABLE_ERROR
 from api.models import Job, PasswordResetToken, User
 from api.openapi import TasksAPI
-from tests.conftest import PASSWORD, Clock, bearer, login
-from tests.test_auth import LOGIN, ME, REFRESH, assert_token_refused
-from tests.test_errors import assert_problem, count
+from tests.support.auth import LOGIN, ME, PASSWORD, REFRESH, assert_token_refused, bearer, login
+from tests.support.clock import Clock
+from tests.support.db import count
+from tests.support.problems import assert_problem
 
 # Also run with the Redis revocation store (see conftest).
 pytestmark = pytest.mark.redis_tier

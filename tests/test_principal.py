@@ -18,7 +18,9 @@ from api.extensions import db
 from api.limits import app_limiter
 from api.models import MAX_ID, User
 from api.openapi import TasksAPI
-from tests.conftest import PASSWORD, bearer, login, make_app, sql_statements
+from tests.support.apps import make_app
+from tests.support.auth import PASSWORD, bearer, login
+from tests.support.db import sql_statements
 
 TASKS = "/api/v1/tasks"
 LOGIN = "/api/v1/auth/login"

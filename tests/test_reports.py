@@ -7,55 +7,27 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from werkzeug.test import TestResponse
 
 from api.extensions import db
 from api.jobs import KINDS
 from api.jobs.runner import INTERNAL_ERROR
-from api.models import Job, Tag, Task, User, task_tags
+from api.models import Job, Task
 from api.openapi import TasksAPI
-from tests.test_errors import assert_problem, count
+from tests.support.auth import AuthHeaders, Headers
+from tests.support.db import count, user_id
+from tests.support.problems import assert_problem
+from tests.support.reports import direct_counts, make_tasks
 
 REPORTS = "/api/v1/reports"
 JOBS = "/api/v1/jobs"
-Headers = dict[str, str]
 Json = dict[str, Any]
-Auth = Callable[..., Headers]
-
-PAST = "2001-01-01T00:00:00Z"
-FUTURE = "2999-01-01T00:00:00Z"
-TRICKY_TITLES = [
-    'She said "hi", then left',
-    "line one\nline two, with a comma",
-    '=HYPERLINK("http://evil")',
-    "-2+3",
-    "@SUM(A1)",
-    "plain",
-]
-
-
-def make_tasks(client: FlaskClient, headers: Headers) -> list[Json]:
-    specs: list[Json] = [
-        {"title": TRICKY_TITLES[0], "tags": ["work", "q4"], "priority": "high"},
-        {"title": TRICKY_TITLES[1], "tags": ["work"], "due_date": PAST},
-        {"title": TRICKY_TITLES[2], "status": "completed", "due_date": PAST},
-        {"title": TRICKY_TITLES[3], "status": "in_progress", "priority": "urgent"},
-        {"title": TRICKY_TITLES[4], "status": "completed", "tags": ["home"]},
-        {"title": TRICKY_TITLES[5], "due_date": FUTURE, "description": "+1 on this"},
-    ]
-    created = []
-    for spec in specs:
-        response = client.post("/api/v1/tasks", json=spec, headers=headers)
-        assert response.status_code == 201, response.get_json()
-        created.append(response.get_json())
-    return created
 
 
 def post_report(client: FlaskClient, headers: Headers, **body: Any) -> TestResponse:
@@ -82,7 +54,7 @@ def result(client: FlaskClient, headers: Headers, job: Json) -> TestResponse:
 
 
 def test_create_answers_202_with_the_queued_job(
-    app: TasksAPI, client: FlaskClient, auth: Auth
+    app: TasksAPI, client: FlaskClient, auth: AuthHeaders
 ) -> None:
     headers = auth("alice")
     body = {"kind": "export", "format": "csv", "filters": {"tag": " Work ", "overdue": True}}
@@ -106,16 +78,9 @@ def test_create_answers_202_with_the_queued_job(
     with app.app_context():
         row = db.session.get(Job, job["id"])
         assert row is not None
-        assert (row.owner_id, row.status) == (job_owner(app, "alice"), "queued")
+        assert (row.owner_id, row.status) == (user_id(app, "alice"), "queued")
         assert row.request_id == response.headers["X-Request-ID"]
     response.close()
-
-
-def job_owner(app: TasksAPI, username: str) -> int:
-    with app.app_context():
-        found = db.session.scalar(select(User.id).where(User.username == username))
-    assert found is not None
-    return found
 
 
 @pytest.mark.parametrize(
@@ -132,13 +97,13 @@ def job_owner(app: TasksAPI, username: str) -> int:
     ids=["empty", "kind", "format", "owner-filter", "string-bool", "status", "unknown-field"],
 )
 def test_a_bad_request_is_422_and_queues_nothing(
-    app: TasksAPI, client: FlaskClient, auth: Auth, body: Json
+    app: TasksAPI, client: FlaskClient, auth: AuthHeaders, body: Json
 ) -> None:
     assert_problem(client.post(REPORTS, json=body, headers=auth()), 422)
     assert count(app, Job) == 0
 
 
-def test_an_api_key_needs_reports_write(client: FlaskClient, auth: Auth) -> None:
+def test_an_api_key_needs_reports_write(client: FlaskClient, auth: AuthHeaders) -> None:
     headers = auth("alice")
     created = client.post(
         "/api/v1/api-keys", json={"name": "read", "scopes": ["tasks:read"]}, headers=headers
@@ -152,40 +117,9 @@ def test_an_api_key_needs_reports_write(client: FlaskClient, auth: Auth) -> None
 # --- results ---------------------------------------------------------------------------
 
 
-def direct_counts(app: TasksAPI, user_id: int) -> Json:
-    """The summary's numbers, straight from the tables."""
-    with app.app_context():
-        mine = Task.owner_id == user_id
-
-        def by(column: Any) -> dict[str, int]:
-            rows = db.session.execute(select(column, func.count()).where(mine).group_by(column))
-            return {str(key): n for key, n in rows}
-
-        tags = db.session.execute(
-            select(Tag.name, func.count())
-            .select_from(task_tags)
-            .join(Tag, Tag.id == task_tags.c.tag_id)
-            .join(Task, Task.id == task_tags.c.task_id)
-            .where(mine)
-            .group_by(Tag.name)
-        )
-        now = datetime.now(UTC)
-        tasks = list(db.session.scalars(select(Task).where(mine)))
-        return {
-            "total": len(tasks),
-            "by_status": by(Task.status),
-            "by_priority": by(Task.priority),
-            "by_tag": dict(tags.all()),
-            "overdue": sum(
-                1
-                for t in tasks
-                if t.due_date is not None and t.due_date < now and t.status != "completed"
-            ),
-            "completed": [t.completed_at for t in tasks if t.completed_at is not None],
-        }
-
-
-def test_a_summary_matches_the_database(app: TasksAPI, client: FlaskClient, auth: Auth) -> None:
+def test_a_summary_matches_the_database(
+    app: TasksAPI, client: FlaskClient, auth: AuthHeaders
+) -> None:
     headers = auth("alice")
     make_tasks(client, headers)
     make_tasks(client, auth("bob"))  # never counted in alice's report
@@ -207,7 +141,7 @@ def test_a_summary_matches_the_database(app: TasksAPI, client: FlaskClient, auth
         response.headers["Content-Disposition"] == f'attachment; filename="report-{job["id"]}.json"'
     )
     summary = response.get_json()
-    expected = direct_counts(app, job_owner(app, "alice"))
+    expected = direct_counts(app, user_id(app, "alice"))
     assert summary["total"] == expected["total"] == 6
     assert {k: v for k, v in summary["by_status"].items() if v} == expected["by_status"]
     assert summary["by_status"] == {"pending": 3, "in_progress": 1, "completed": 2}
@@ -228,7 +162,7 @@ def test_a_summary_matches_the_database(app: TasksAPI, client: FlaskClient, auth
     }
 
 
-def test_filters_narrow_the_report(client: FlaskClient, auth: Auth) -> None:
+def test_filters_narrow_the_report(client: FlaskClient, auth: AuthHeaders) -> None:
     headers = auth("alice")
     make_tasks(client, headers)
     job = finished_job(
@@ -243,7 +177,7 @@ def test_filters_narrow_the_report(client: FlaskClient, auth: Auth) -> None:
 
 
 def test_a_csv_export_round_trips_through_the_csv_module(
-    app: TasksAPI, client: FlaskClient, auth: Auth
+    app: TasksAPI, client: FlaskClient, auth: AuthHeaders
 ) -> None:
     headers = auth("alice")
     created = make_tasks(client, headers)
@@ -282,7 +216,9 @@ def test_a_csv_export_round_trips_through_the_csv_module(
     assert [row["status"] for row in rows] == [task["status"] for task in created]
 
 
-def test_a_json_export_lists_tasks_as_the_api_shows_them(client: FlaskClient, auth: Auth) -> None:
+def test_a_json_export_lists_tasks_as_the_api_shows_them(
+    client: FlaskClient, auth: AuthHeaders
+) -> None:
     headers = auth("alice")
     created = make_tasks(client, headers)
     job = finished_job(client, headers, kind="export", format="json")
@@ -291,7 +227,7 @@ def test_a_json_export_lists_tasks_as_the_api_shows_them(client: FlaskClient, au
     assert body == {"data": shown}
 
 
-def test_a_csv_summary(client: FlaskClient, auth: Auth) -> None:
+def test_a_csv_summary(client: FlaskClient, auth: AuthHeaders) -> None:
     headers = auth("alice")
     make_tasks(client, headers)
     job = finished_job(client, headers, kind="summary", format="csv")
@@ -308,7 +244,7 @@ def test_a_csv_summary(client: FlaskClient, auth: Auth) -> None:
 # --- not ready, failed, expired, not yours ----------------------------------------------
 
 
-def test_the_result_is_409_until_the_job_has_run(client: FlaskClient, auth: Auth) -> None:
+def test_the_result_is_409_until_the_job_has_run(client: FlaskClient, auth: AuthHeaders) -> None:
     headers = auth("alice")
     response = client.post(REPORTS, json={"kind": "summary"}, headers=headers)
     job = response.get_json()
@@ -321,7 +257,7 @@ def test_the_result_is_409_until_the_job_has_run(client: FlaskClient, auth: Auth
 def test_a_failed_job_records_its_error_and_its_result_is_409_naming_it(
     app: TasksAPI,
     client: FlaskClient,
-    auth: Auth,
+    auth: AuthHeaders,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -351,7 +287,7 @@ def test_a_failed_job_records_its_error_and_its_result_is_409_naming_it(
         assert failure.request_id == row.request_id is not None  # type: ignore[attr-defined]
 
 
-def test_an_expired_result_is_410(app: TasksAPI, client: FlaskClient, auth: Auth) -> None:
+def test_an_expired_result_is_410(app: TasksAPI, client: FlaskClient, auth: AuthHeaders) -> None:
     headers = auth("alice")
     job = finished_job(client, headers, kind="summary")
     with app.app_context():
@@ -374,14 +310,14 @@ def test_an_expired_result_is_410(app: TasksAPI, client: FlaskClient, auth: Auth
 
 
 @pytest.mark.parametrize("path", ["", "/result"])
-def test_another_users_job_is_404(client: FlaskClient, auth: Auth, path: str) -> None:
+def test_another_users_job_is_404(client: FlaskClient, auth: AuthHeaders, path: str) -> None:
     job = finished_job(client, auth("alice"), kind="summary")
     for headers in (auth("bob"), auth("root", role="admin")):
         body = assert_problem(client.get(f"{JOBS}/{job['id']}{path}", headers=headers), 404)
         assert body["detail"] == f"Job {job['id']} does not exist."
 
 
-def test_system_jobs_are_nobodys(app: TasksAPI, client: FlaskClient, auth: Auth) -> None:
+def test_system_jobs_are_nobodys(app: TasksAPI, client: FlaskClient, auth: AuthHeaders) -> None:
     headers = auth("alice")
     client.post("/api/v1/auth/password-reset", json={"email": "alice@example.com"}).close()
     with app.app_context():
@@ -394,7 +330,7 @@ def test_system_jobs_are_nobodys(app: TasksAPI, client: FlaskClient, auth: Auth)
 # --- listing ---------------------------------------------------------------------------
 
 
-def test_list_jobs_is_paginated_newest_first(client: FlaskClient, auth: Auth) -> None:
+def test_list_jobs_is_paginated_newest_first(client: FlaskClient, auth: AuthHeaders) -> None:
     headers = auth("alice")
     ids = [finished_job(client, headers, kind="summary")["id"] for _ in range(3)]
     finished_job(client, auth("bob"), kind="summary")
@@ -412,7 +348,7 @@ def test_list_jobs_is_paginated_newest_first(client: FlaskClient, auth: Auth) ->
 
 
 def test_an_idempotency_key_replays_the_first_job(
-    app: TasksAPI, client: FlaskClient, auth: Auth
+    app: TasksAPI, client: FlaskClient, auth: AuthHeaders
 ) -> None:
     headers = auth("alice") | {"Idempotency-Key": "report-1"}
     first = client.post(REPORTS, json={"kind": "summary"}, headers=headers)
@@ -431,7 +367,7 @@ def test_an_idempotency_key_replays_the_first_job(
 
 
 def test_reports_have_a_stricter_limit_per_user(
-    app: TasksAPI, client: FlaskClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
+    app: TasksAPI, client: FlaskClient, auth: AuthHeaders, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(app.config, "RATE_LIMIT_REPORTS", "2 per minute")
     alice, bob = auth("alice"), auth("bob")

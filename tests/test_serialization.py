@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,10 +16,10 @@ from api.models import Tag, Task, TaskPriority, TaskStatus
 from api.openapi import TasksAPI
 from api.serialization import compile_dumper
 from schemas.tasks import TaskOut
-from tests.conftest import sql_statements
+from tests.support.auth import AuthHeaders
+from tests.support.db import sql_statements
 
 API = "/api/v1/tasks"
-AuthHeaders = Callable[..., dict[str, str]]
 
 
 def _text(rng: random.Random, size: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,9 +12,9 @@ from sqlalchemy import func, select
 from api.extensions import db
 from api.models import Tag
 from api.openapi import TasksAPI
+from tests.support.auth import Headers
 
 API = "/api/v1/tags"
-Headers = dict[str, str]
 
 
 def create(client: FlaskClient, headers: Headers, tags: list[str]) -> dict[str, Any]:
@@ -38,16 +37,6 @@ def list_tags(client: FlaskClient, headers: Headers) -> list[dict[str, Any]]:
 def expected(*tag_lists: list[str]) -> list[dict[str, Any]]:
     counts = Counter(tag for tags in tag_lists for tag in tags)
     return [{"name": name, "task_count": counts[name]} for name in sorted(counts)]
-
-
-@pytest.fixture
-def alice(auth: Callable[..., Headers]) -> Headers:
-    return auth("alice")
-
-
-@pytest.fixture
-def bob(auth: Callable[..., Headers]) -> Headers:
-    return auth("bob")
 
 
 def test_lists_own_tags_with_counts_sorted_by_name(

@@ -12,7 +12,7 @@ from api.extensions import db
 from api.models import Task
 from api.openapi import TasksAPI
 from schemas.tasks import TaskOut
-from tests.conftest import sql_statements
+from tests.support.db import sql_statements
 
 API = "/api/v1/tasks"
 AuthHeaders = Callable[..., dict[str, str]]

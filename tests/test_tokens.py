@@ -23,19 +23,19 @@ from api.models import RevokedToken, User
 from api.openapi import TasksAPI
 from api.security import hash_password
 from api.services import tokens
-from tests.conftest import (
+from tests.support.apps import UNREACHABLE_REDIS, clear_redis, dispose, make_app, redis_config
+from tests.support.auth import (
+    LOGOUT,
+    ME,
     PASSWORD,
-    UNREACHABLE_REDIS,
-    Clock,
+    REFRESH,
+    assert_token_refused,
     bearer,
-    clear_redis,
-    dispose,
+    claims,
     login,
-    make_app,
-    redis_config,
-    sql_statements,
 )
-from tests.test_auth import LOGOUT, ME, REFRESH, assert_token_refused, claims
+from tests.support.clock import Clock
+from tests.support.db import sql_statements
 
 Apps = Callable[..., TasksAPI]
 

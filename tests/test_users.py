@@ -14,9 +14,18 @@ from werkzeug.routing import Rule
 from api.extensions import db
 from api.models import Role, Task, Tier, User
 from api.openapi import TasksAPI
-from tests.conftest import PASSWORD, bearer, login
-from tests.test_auth import REFRESH, assert_token_pair, assert_token_refused, stored_user
-from tests.test_errors import assert_problem, count
+from tests.support.auth import (
+    PASSWORD,
+    REFRESH,
+    AuthHeaders,
+    assert_token_pair,
+    assert_token_refused,
+    bearer,
+    login,
+    stored_user,
+)
+from tests.support.db import count
+from tests.support.problems import assert_problem
 
 # Also run with the Redis revocation store (see conftest).
 pytestmark = pytest.mark.redis_tier
@@ -30,18 +39,11 @@ USER_FIELDS |= {"notify_on_task_created"}
 NEW_PASSWORD = "a brand new password"
 
 MakeUser = Callable[..., User]
-AuthHeaders = Callable[..., dict[str, str]]
 Json = dict[str, Any]
 
 
 def url(user: User | int) -> str:
     return f"{USERS}/{user if isinstance(user, int) else user.id}"
-
-
-@pytest.fixture
-def admin(auth: AuthHeaders) -> dict[str, str]:
-    """Headers of `root`, an admin."""
-    return auth("root", Role.ADMIN.value)
 
 
 # --- your own account ------------------------------------------------------------------

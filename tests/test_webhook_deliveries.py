@@ -25,7 +25,6 @@ from api.jobs.runner import due_job_ids, run_job
 from api.models import Webhook
 from api.openapi import TasksAPI
 from api.services.webhook_deliveries import backoff
-from tests.conftest import Clock, bearer, login
 from tests.support.apps import (
     add_user,
     app_with_schema,
@@ -33,6 +32,8 @@ from tests.support.apps import (
     isolated_process_state,
     sqlite_url,
 )
+from tests.support.auth import bearer, login
+from tests.support.clock import Clock
 from tests.support.task_session import scripted_session, settled
 from tests.support.webhook_receiver import Receiver, webhook_receiver
 

@@ -71,14 +71,16 @@ class ThreadExecutor:
         self._pool: ThreadPoolExecutor | None = None
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
+        # Set for good by `shutdown`: a job submitted meanwhile (by the poller itself, say
+        # a recurring job it schedules) must not start a new pool and poller behind it.
+        self._closed = False
         self._in_flight: set[int] = set()
         self.heartbeat = Heartbeat(app, "thread")
 
     def start(self) -> None:
         with self._lock:
-            if self._pool is not None:
+            if self._pool is not None or self._closed:
                 return
-            self._stop.clear()
             # The first heartbeat before this request goes on, so that readiness never
             # finds a running poller without one; a failure is the poller's to report.
             with suppress(Exception):
@@ -137,6 +139,7 @@ class ThreadExecutor:
         with self._lock:
             pool, poller = self._pool, self._poller
             self._pool = self._poller = None
+            self._closed = True
             self._stop.set()
         if poller is not None:
             poller.join()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import delete, select
 
 from api.extensions import db
 from api.models import IdempotencyRecord
+from api.services import clock
 from api.services.sql import insert_missing
 
 
@@ -28,17 +29,13 @@ class KeyInFlightError(Exception):
     """The first request with this key is still running."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def claim(user_id: int, key: str, fingerprint: str) -> Replay | None:
     """Claim `key` for this request (None), or return the answer to replay.
 
     Raises KeyReusedError or KeyInFlightError. The claim is committed at once, so a
     concurrent request with the same key sees it (a unique constraint decides races).
     """
-    now = _now()
+    now = clock.now()
     db.session.execute(
         delete(IdempotencyRecord).where(
             IdempotencyRecord.user_id == user_id,
@@ -95,7 +92,7 @@ def release(user_id: int, key: str) -> None:
 def purge_expired() -> int:
     """Delete records past their retention; returns how many."""
     result = db.session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= _now())
+        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= clock.now())
     )
     db.session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

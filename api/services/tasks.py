@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -37,7 +37,7 @@ from api.errors import (
 from api.extensions import db
 from api.models import MAX_ID, EventType, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
-from api.services import attachments, events, notifications
+from api.services import attachments, clock, events, notifications
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
@@ -58,16 +58,12 @@ _SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def overdue() -> ColumnElement[bool]:
     """Past due and not completed. Spelled out for NULLs: a task with no due date is never
     overdue."""
     return (
         Task.due_date.is_not(None)
-        & (Task.due_date < _now())
+        & (Task.due_date < clock.now())
         & (Task.status != TaskStatus.COMPLETED.value)
     )
 
@@ -366,7 +362,7 @@ def _commit() -> None:
 
 
 def create_task(user: User, data: dict[str, Any]) -> Task:
-    now = _now()
+    now = clock.now()
     task = Task(owner_id=user.id, created_at=now)
     _apply(task, data, now)
     db.session.add(task)
@@ -410,7 +406,7 @@ def update_task(task: Task, changes: dict[str, Any], *, conditional: bool = True
 
     def change(current: Task) -> None:
         status_before = current.status
-        _apply(current, changes, _now())
+        _apply(current, changes, clock.now())
         db.session.flush()  # the version check, before the change's event is recorded
         events.record_task_change(current, changes, status_before)
 

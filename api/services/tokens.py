@@ -100,9 +100,7 @@ def revoke_family(claims: Mapping[str, Any]) -> None:
 
 def purge_expired() -> int:
     """Forget revocations of tokens that have expired anyway; returns how many."""
-    result = db.session.execute(
-        delete(RevokedToken).where(RevokedToken.expires_at <= datetime.now(UTC))
-    )
+    result = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= clock.now()))
     db.session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -1,1 +1,2 @@
-"""Helpers for the tests that run real processes: gunicorn, Redis, PostgreSQL."""
+"""Shared test helpers. Test modules import from here (and use conftest.py's fixtures), never
+from another test module: tests/test_suite_shape.py checks it."""

@@ -20,7 +20,6 @@ from redis import Redis
 from api.extensions import db
 from api.models import Job
 from api.openapi import TasksAPI
-from tests.conftest import bearer, login
 from tests.support.apps import (
     add_user,
     app_with_schema,
@@ -28,6 +27,7 @@ from tests.support.apps import (
     isolated_process_state,
     sqlite_url,
 )
+from tests.support.auth import bearer, login
 from tests.support.processes import celery_worker, start_celery_worker
 from tests.support.task_session import settled
 from tests.support.webhook_receiver import webhook_receiver

@@ -20,8 +20,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import PASSWORD, bearer
 from tests.support.apps import add_user, app_with_schema, dispose, isolated_process_state
+from tests.support.auth import PASSWORD, bearer
 from tests.support.processes import gunicorn_servers, wait_until
 
 GRACEFUL_TIMEOUT = 10  # GUNICORN_GRACEFUL_TIMEOUT the servers get

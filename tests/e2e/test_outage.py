@@ -13,9 +13,9 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.outage import Outage
-from tests.conftest import bearer, login, make_app
-from tests.support.apps import add_user, app_with_schema, dispose, isolated_process_state
+from tests.support.apps import add_user, app_with_schema, dispose, isolated_process_state, make_app
 from tests.support.apps import sqlite_url as sqlite_file_url
+from tests.support.auth import bearer, login
 from tests.support.processes import RedisServer, free_port, wait_until
 
 

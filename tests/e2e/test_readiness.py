@@ -20,9 +20,10 @@ import tests.support.job_kinds  # noqa: F401 - the worker imports them too (JOBS
 from api.jobs.workers import beat
 from api.openapi import TasksAPI
 from api.services.jobs import enqueue
-from tests.conftest import Clock, bearer, login, make_app
-from tests.support.apps import add_user, app_with_schema, dispose, isolated_process_state
+from tests.support.apps import add_user, app_with_schema, dispose, isolated_process_state, make_app
 from tests.support.apps import sqlite_url as sqlite_file_url
+from tests.support.auth import bearer, login
+from tests.support.clock import Clock
 from tests.support.processes import RedisServer, celery_worker, free_port
 
 DEADLINE = 30.0

@@ -18,7 +18,7 @@ from api.openapi import SPEC_FILE
 
 pytestmark = pytest.mark.contract
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULESET = ROOT / ".spectral.yaml"
 
 CLIENT_TS = """\

@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 
 from api.openapi import SPEC_FILE
-from tests.conftest import LiveServer
+from tests.support.apps import LiveServer
 
 pytestmark = pytest.mark.contract
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "contract" / "openapi-python-client.yaml"
 BIN = Path(sys.executable).parent
 PACKAGE = "tasks_api_client"

@@ -21,13 +21,14 @@ import pytest
 import requests
 
 from api.openapi import SPEC_FILE
-from tests.conftest import LiveServer, tier_missing
+from tests.support.apps import LiveServer
+from tests.support.tiers import tier_missing
 
 pytestmark = pytest.mark.contract
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(
-    os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts")
+    os.environ.get("TEST_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts")
 )
 # Quiet, offline Chromium: no sandbox (CI runs as root), no GPU, no phoning home.
 ARGS = [

@@ -21,7 +21,6 @@ import tests.support.job_kinds  # noqa: F401 - the worker imports them too (JOBS
 from api.jobs import executor
 from api.openapi import TasksAPI
 from api.services.jobs import enqueue
-from tests.conftest import bearer, login
 from tests.support.apps import (
     add_user,
     app_with_schema,
@@ -29,9 +28,11 @@ from tests.support.apps import (
     isolated_process_state,
     sqlite_url,
 )
+from tests.support.auth import bearer, login
+from tests.support.db import user_id
+from tests.support.jobs import wait_for
 from tests.support.processes import celery_worker, start_celery_worker
-from tests.test_jobs import wait_for
-from tests.test_reports import direct_counts, job_owner, make_tasks
+from tests.support.reports import direct_counts, make_tasks
 
 DEADLINE = 30.0
 
@@ -102,7 +103,7 @@ def test_a_report_runs_end_to_end_on_a_worker(celery_setup: Setup) -> None:
             assert time.monotonic() < deadline, celery_setup.log.read_text()[-3000:]
             time.sleep(0.05)
     summary = client.get(f"/api/v1/jobs/{job_id}/result", headers=headers).get_json()
-    expected = direct_counts(app, job_owner(app, "alice"))
+    expected = direct_counts(app, user_id(app, "alice"))
     assert summary["total"] == expected["total"] == 6
     assert summary["by_tag"] == expected["by_tag"]
     assert summary["overdue"] == expected["overdue"]

@@ -31,13 +31,14 @@ import shutil
 import tempfile
 import tomllib
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis.internal.conjecture import providers
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.transport import Response
 from schemathesis.generation.case import Case
@@ -46,9 +47,11 @@ from schemathesis.hooks import HookContext
 import contract.hooks  # registers the run's hooks (who sends what: see its docstring)
 from api.extensions import cache, db
 from api.openapi import SPEC_FILE, TasksAPI
-from tests.conftest import make_app
+from tests.support.apps import make_app
 
-pytestmark = pytest.mark.contract
+# One worker runs the whole module: `test_every_operation_was_served_not_only_refused`
+# reads what the other tests sent, in its own process (`make test` uses --dist loadgroup).
+pytestmark = [pytest.mark.contract, pytest.mark.xdist_group("schemathesis")]
 
 # Enough to meet every check on every operation, small enough for the default suite.
 # Derandomized: the suite draws the same requests every run, so what it finds (or that it
@@ -64,6 +67,21 @@ SETTINGS = settings(
 # hands them an id that exists: scenarios long enough to follow every link. If a spec change
 # leaves one unserved, raise these (16 steps reach the API-key links past the report ones).
 STATEFUL_SETTINGS = settings(SETTINGS, max_examples=40, stateful_step_count=16)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _draws_independent_of_the_repository() -> Iterator[None]:
+    """Derandomized is not enough for the same draws each run: Hypothesis also mixes in
+    string and number literals from every local module loaded (api/, tests/, ...), so a
+    literal added anywhere would change what this module sends, and whether a link reaches
+    getApiKey. Without that pool, the draws depend only on the spec and the settings above.
+    (A private Hypothesis function: if it goes away, this fails loudly, not silently.)"""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(providers, "_get_local_constants", lambda: NO_LOCAL_CONSTANTS)
+        yield
+
+
+NO_LOCAL_CONSTANTS = providers.Constants()
 
 
 def register_users(app: TasksAPI) -> None:
