@@ -17,7 +17,8 @@ from api.config import check_secrets, load_settings, sqlite_url, use_redis
 from api.openapi import SchemaKeywordsPlugin, TasksAPI
 from api.serialization import OrjsonProvider
 
-__version__ = "1.0.0"
+# Semver, of the package and of the spec (info.version); README "Releasing" says when to bump.
+__version__ = "1.1.0"
 
 
 @event.listens_for(Engine, "connect")
