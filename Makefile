@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test contract lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
+.PHONY: help install node-tools run serve test contract lint fmt typecheck security openapi openapi-check spec-validate spec-lint spec-diff migrate check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,6 +22,21 @@ $(STAMP): pyproject.toml requirements/lock.txt
 	touch $(STAMP)
 
 install: $(STAMP)  ## Create .venv with the pinned dependencies
+
+# The node tools of the spec gates (contract/package.json, pinned with its lock file).
+NODE_MODULES := $(CURDIR)/contract/node_modules
+NODE_BIN     := $(NODE_MODULES)/.bin
+NODE_STAMP   := $(NODE_MODULES)/.installed-stamp
+# No telemetry from the tools; Spectral resolves its rulesets' `extends` from NODE_PATH.
+NODE_ENV     := SCARF_ANALYTICS=false REDOCLY_TELEMETRY=off OPTIC_TELEMETRY_LEVEL=off \
+	NODE_PATH=$(NODE_MODULES)
+
+$(NODE_STAMP): contract/package.json contract/package-lock.json
+	@command -v npm > /dev/null || (echo "node and npm are needed (apt-get install nodejs npm)" >&2; exit 1)
+	cd contract && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node-tools: $(NODE_STAMP)  ## Install the pinned node tools into contract/node_modules
 
 migrate: install  ## Upgrade the database to the newest migration
 	$(FLASK) db upgrade
@@ -60,10 +75,17 @@ openapi-check: install  ## Fail if openapi/openapi.json is stale
 spec-validate: install  ## Validate openapi/openapi.json (openapi-spec-validator)
 	$(BIN)/openapi-spec-validator openapi/openapi.json
 
+spec-lint: node-tools  ## Lint the spec: Spectral (OWASP, .spectral.yaml) and Redocly (redocly.yaml)
+	$(NODE_ENV) $(NODE_BIN)/spectral lint openapi/openapi.json --ruleset .spectral.yaml --fail-severity=warn
+	$(NODE_ENV) $(NODE_BIN)/redocly lint openapi/openapi.json --config redocly.yaml
+
+spec-diff: install node-tools  ## Fail on a breaking change against the newest openapi/releases/ (Optic)
+	$(NODE_ENV) $(BIN)/python -m contract.spec_diff --optic $(NODE_BIN)/optic
+
 security: install  ## bandit over the code (findings justified inline with nosec)
 	$(BIN)/bandit -q -r api schemas wsgi.py gunicorn.conf.py
 
-check: lint typecheck security openapi-check spec-validate  ## Every gate but the tests
+check: lint typecheck security openapi-check spec-validate spec-lint spec-diff  ## Every gate but the tests
 
 lock: install  ## Re-pin every dependency into requirements/lock.txt
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tasks-api > requirements/lock.txt
@@ -74,4 +96,4 @@ bench: install  ## Benchmark against raw Flask, FastAPI and a bare /ping (prints
 	$(BIN)/python -m bench.run
 
 clean:  ## Remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(NODE_MODULES) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -17,6 +17,9 @@ MAX_PER_PAGE = 100
 # more, which JSON Schema's `\s` does not: validation, the spec and normalisation must agree.
 BLANK = " \t\n\r\f\v"
 
+# A moment in the examples of every date-time field (the docs and mock servers show it).
+EXAMPLE_TIME = "2026-11-30T09:15:00Z"
+
 
 class Pattern(validators.Validator):
     """A regular expression that means the same here and as the spec's `pattern`.
@@ -102,53 +105,94 @@ class Problem(Schema):
     """RFC 9457 problem details; every error response has this shape."""
 
     type = fields.String(
-        required=True, metadata={"description": "A URI reference naming the problem type."}
+        required=True,
+        metadata={
+            "description": "A URI reference naming the problem type.",
+            "examples": ["about:blank"],
+        },
     )
-    title = fields.String(required=True, metadata={"example": "Not Found"})
-    status = fields.Integer(required=True, metadata={"example": 404})
+    title = fields.String(required=True, metadata={"examples": ["Not Found"]})
+    status = fields.Integer(required=True, metadata={"examples": [404]})
     detail = fields.String(
-        required=True, metadata={"example": "Task 42 does not exist or is not yours."}
+        required=True, metadata={"examples": ["Task 42 does not exist or is not yours."]}
     )
-    instance = fields.String(required=True, metadata={"example": "/api/v1/tasks/42"})
+    instance = fields.String(required=True, metadata={"examples": ["/api/v1/tasks/42"]})
     request_id = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "Also sent as the X-Request-ID header; quote it in reports."},
+        metadata={
+            "description": "Also sent as the X-Request-ID header; quote it in reports.",
+            "examples": ["9f1c2e7a4b3d4f0e8a6b5c4d3e2f1a0b"],
+        },
     )
 
 
 class FieldError(Schema):
     location = fields.String(
-        required=True, validate=validators.OneOf(["json", "query", "path", "header"])
+        required=True,
+        validate=validators.OneOf(["json", "query", "path", "header"]),
+        metadata={"examples": ["json"]},
     )
     field = fields.String(
-        required=True, metadata={"description": "Dotted path to the field; empty for the body."}
+        required=True,
+        metadata={
+            "description": "Dotted path to the field; empty for the body.",
+            "examples": ["title"],
+        },
     )
-    message = fields.String(required=True)
+    message = fields.String(
+        required=True, metadata={"examples": ["Length must be between 1 and 200."]}
+    )
 
 
 class ValidationProblem(Problem):
     """A problem whose `errors` lists each invalid field."""
 
-    errors = fields.List(fields.Nested(FieldError), required=True)
+    errors = fields.List(
+        fields.Nested(FieldError),
+        required=True,
+        metadata={
+            "examples": [
+                [
+                    {
+                        "location": "json",
+                        "field": "title",
+                        "message": "Missing data for required field.",
+                    }
+                ]
+            ]
+        },
+    )
 
 
 class Pagination(Schema):
-    page = fields.Integer(required=True, metadata={"example": 1})
-    per_page = fields.Integer(required=True, metadata={"example": DEFAULT_PER_PAGE})
-    total = fields.Integer(required=True, metadata={"description": "Items matching the query."})
-    pages = fields.Integer(required=True, metadata={"description": "Number of pages."})
+    page = fields.Integer(required=True, metadata={"examples": [1]})
+    per_page = fields.Integer(required=True, metadata={"examples": [DEFAULT_PER_PAGE]})
+    total = fields.Integer(
+        required=True, metadata={"description": "Items matching the query.", "examples": [42]}
+    )
+    pages = fields.Integer(
+        required=True, metadata={"description": "Number of pages.", "examples": [3]}
+    )
     next = fields.String(
-        required=True, allow_none=True, metadata={"description": "URL of the next page."}
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "URL of the next page.",
+            "examples": ["/api/v1/tasks?page=2&per_page=20"],
+        },
     )
     prev = fields.String(
-        required=True, allow_none=True, metadata={"description": "URL of the previous page."}
+        required=True,
+        allow_none=True,
+        metadata={"description": "URL of the previous page.", "examples": [None]},
     )
     next_cursor = fields.String(
         allow_none=True,
         metadata={
             "description": "Lists with keyset paging: send as `after` for the next page "
-            "(null on the last page)."
+            "(null on the last page).",
+            "examples": ["eyJpZCI6NDJ9"],
         },
     )
 
@@ -173,21 +217,34 @@ class PageQuery(Schema):
 
 
 class HealthCheck(Schema):
-    status = fields.String(required=True, validate=validators.OneOf(["ok", "fail"]))
-    detail = fields.String(metadata={"description": "Why the check failed."})
+    status = fields.String(
+        required=True, validate=validators.OneOf(["ok", "fail"]), metadata={"examples": ["fail"]}
+    )
+    detail = fields.String(
+        metadata={"description": "Why the check failed.", "examples": ["Connection refused."]}
+    )
 
 
 class HealthOut(Schema):
-    status = fields.String(required=True, validate=validators.OneOf(["ok", "fail"]))
+    status = fields.String(
+        required=True, validate=validators.OneOf(["ok", "fail"]), metadata={"examples": ["ok"]}
+    )
     checks = fields.Dict(
-        keys=fields.String(), values=fields.Nested(HealthCheck), metadata={"example": {}}
+        keys=fields.String(),
+        values=fields.Nested(HealthCheck),
+        metadata={"examples": [{"database": {"status": "ok"}}]},
     )
 
 
 class ReadinessProblem(Problem):
     """503 from `/health/ready`: which dependency failed."""
 
-    checks = fields.Dict(keys=fields.String(), values=fields.Nested(HealthCheck), required=True)
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(HealthCheck),
+        required=True,
+        metadata={"examples": [{"database": {"status": "fail", "detail": "Connection refused."}}]},
+    )
 
 
 class LocationHeader(Schema):
