@@ -110,10 +110,20 @@ def parse_optic(report: str, ids: dict[tuple[str, str], str]) -> list[Breaking]:
 
 
 def optic_findings(optic: Path, base: Path, head: Path) -> list[Breaking]:
-    """Optic's breaking changes from `base` to `head`."""
+    """Optic's breaking changes from `base` to `head`.
+
+    Optic lets every breaking change through when the major version changes; the gate
+    decides that itself (a bump alone announces nothing), so Optic sees the head spec
+    under the release's version.
+    """
+    release = load(base)
+    spec = load(head)
+    spec["info"] = {**spec["info"], "version": release["info"]["version"]}
     with tempfile.TemporaryDirectory() as workdir:  # Optic looks for its config in cwd
+        judged = Path(workdir) / head.name
+        judged.write_text(json.dumps(spec))
         result = subprocess.run(  # noqa: S603 - fixed argv
-            [str(optic), "diff", str(base.resolve()), str(head.resolve()), "--check"],
+            [str(optic), "diff", str(base.resolve()), str(judged), "--check"],
             cwd=workdir,
             env={**os.environ, "OPTIC_TELEMETRY_LEVEL": "off", "NO_COLOR": "1"},
             capture_output=True,
@@ -121,8 +131,7 @@ def optic_findings(optic: Path, base: Path, head: Path) -> list[Breaking]:
             timeout=600,
             check=False,
         )
-    ids = {**operation_ids(json.loads(head.read_text())), **operation_ids(load(base))}
-    found = parse_optic(result.stdout, ids)
+    found = parse_optic(result.stdout, {**operation_ids(spec), **operation_ids(release)})
     if result.returncode != 0 and not found:
         # Optic failed for another reason (a spec it cannot read): never a silent pass.
         raise SystemExit(f"spec-diff: optic failed:\n{result.stdout}{result.stderr}")
