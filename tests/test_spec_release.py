@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 import api
 from contract.spec_diff import Breaking, changelog_entry, judge, newest_release, parse_version
+from tests.support.openapi import pointer, validator_at
 
 ROOT = Path(__file__).resolve().parent.parent
 RELEASES = ROOT / "openapi" / "releases"
@@ -69,22 +68,14 @@ def test_releases_are_ordered_by_semver_not_by_name(tmp_path: Path) -> None:
 
 
 def properties(
-    schema: dict[str, Any], where: str, pointer: str
+    schema: dict[str, Any], where: str, at_schema: str
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
     """Every property of `schema`, nested ones too: (dotted name, JSON pointer, schema)."""
     for name, prop in schema.get("properties", {}).items():
-        at = f"{pointer}/properties/{name.replace('~', '~0').replace('/', '~1')}"
+        at = at_schema + pointer("properties", name)
         yield f"{where}.{name}", at, prop
         yield from properties(prop, f"{where}.{name}", at)
         yield from properties(prop.get("items", {}), f"{where}.{name}[]", f"{at}/items")
-
-
-def validator_at(spec: dict[str, Any], pointer: str) -> Draft202012Validator:
-    """A validator for the schema at `pointer` in the spec, its `$ref`s resolved there."""
-    registry: Registry[Any] = Registry().with_resource(
-        "urn:spec", Resource(contents=spec, specification=DRAFT202012)
-    )
-    return Draft202012Validator({"$ref": f"urn:spec#{pointer}"}, registry=registry)
 
 
 def references_a_component(prop: dict[str, Any]) -> bool:
@@ -106,14 +97,14 @@ def schema_objects(node: Any) -> Iterator[dict[str, Any]]:
 def test_every_schema_property_has_valid_examples(spec: dict[str, Any]) -> None:
     missing, invalid = [], []
     for name, schema in spec["components"]["schemas"].items():
-        for where, pointer, prop in properties(schema, name, f"/components/schemas/{name}"):
+        for where, at, prop in properties(schema, name, pointer("components", "schemas", name)):
             if references_a_component(prop):
                 continue
             examples = prop.get("examples")
             if not examples:
                 missing.append(where)
                 continue
-            validator = validator_at(spec, pointer)
+            validator = validator_at(spec, at)
             invalid += [
                 f"{where}: {example!r}" for example in examples if not validator.is_valid(example)
             ]
