@@ -10,7 +10,7 @@ Additive changes pass. A breaking change passes only when it is announced: `info
 major part is above the release's, and CHANGELOG.md's entry for that version has a
 `### Breaking` or `### Removed` section naming each broken operation (by operationId or
 `METHOD /path`). Any change to the spec needs an `info.version` above the release's and a
-CHANGELOG.md entry for it.
+CHANGELOG.md entry for it, which names each new operation (operationId) and new schema.
 
 Usage: python -m contract.spec_diff [--spec F] [--releases DIR] [--changelog F] [--optic BIN]
 """
@@ -24,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,15 @@ def renamed_operations(base: dict[str, Any], head: dict[str, Any]) -> list[Break
     ]
 
 
+def additions(base: dict[str, Any], head: dict[str, Any]) -> list[str]:
+    """The operationIds and schema names the head spec has and the release has not."""
+    operations = set(operation_ids(head).values()) - set(operation_ids(base).values())
+    schemas = set(head.get("components", {}).get("schemas", {})) - set(
+        base.get("components", {}).get("schemas", {})
+    )
+    return sorted(operations) + sorted(schemas)
+
+
 def changelog_entry(changelog: str, version: str) -> str | None:
     """The text of `## [version]` in a Keep a Changelog file, up to the next entry."""
     match = re.search(
@@ -170,7 +180,12 @@ def announced(entry: str) -> str:
 
 
 def judge(
-    base_version: str, head_version: str, changed: bool, breaking: list[Breaking], changelog: str
+    base_version: str,
+    head_version: str,
+    changed: bool,
+    breaking: list[Breaking],
+    changelog: str,
+    added: Sequence[str] = (),
 ) -> list[str]:
     """Why the head spec may not be released as it is (empty: it may)."""
     problems: list[str] = []
@@ -183,6 +198,12 @@ def judge(
     entry = changelog_entry(changelog, head_version) if head != base else ""
     if entry is None:
         problems.append(f"CHANGELOG.md has no entry `## [{head_version}]`")
+    unnamed = [name for name in added if not re.search(rf"\b{re.escape(name)}\b", entry or "")]
+    if entry is not None and unnamed:
+        problems.append(
+            f"CHANGELOG.md's [{head_version}] does not name what is new (list each under "
+            f"`### Added`): {', '.join(unnamed)}"
+        )
     if not breaking:
         return problems
     if head[0] <= base[0]:
@@ -233,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     breaking = renamed_operations(base, head) + (
         optic_findings(args.optic, release, args.spec) if changed else []
     )
-    problems = judge(base_version, head_version, changed, breaking, args.changelog.read_text())
+    changelog = args.changelog.read_text()
+    problems = judge(
+        base_version, head_version, changed, breaking, changelog, additions(base, head)
+    )
     label = f"{args.spec.name} {head_version} against release {base_version}"
     if problems:
         print(f"spec-diff: {label}: FAILED", *problems, sep="\n", file=sys.stderr)

@@ -150,6 +150,13 @@ def test_additive_changes_pass(repo: Repo) -> None:
         {"in": "path", "name": "name", "required": True, "schema": {"type": "string"}}
     ]
     repo.write(spec)
+    # what a developer adds to the entry of the version under way
+    changelog = repo.root / "CHANGELOG.md"
+    text = changelog.read_text()
+    version = spec["info"]["version"]
+    heading = f"## [{version}] - unreleased\n\n### Added\n"
+    assert heading in text
+    changelog.write_text(text.replace(heading, heading + "- `getTag`: one tag by name.\n"))
     result = repo.gate()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no unannounced breaking change" in result.stdout

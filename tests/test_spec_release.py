@@ -17,7 +17,14 @@ import pytest
 from jsonschema import Draft202012Validator
 
 import api
-from contract.spec_diff import Breaking, changelog_entry, judge, newest_release, parse_version
+from contract.spec_diff import (
+    Breaking,
+    additions,
+    changelog_entry,
+    judge,
+    newest_release,
+    parse_version,
+)
 from tests.support.openapi import pointer, validator_at
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,3 +213,21 @@ def test_a_major_version_alone_does_not_announce_a_breaking_change() -> None:
     problems = judge("1.0.0", "2.0.0", True, [REQUIRED, removed], CHANGELOG_2)
     assert len(problems) == 2
     assert "listTags" in problems[1]
+
+
+def test_each_new_operation_and_schema_is_named_in_the_changelog(spec: dict[str, Any]) -> None:
+    grown = json.loads(json.dumps(spec))
+    grown["paths"]["/api/v1/tags/{name}"] = {"get": {"operationId": "getTag", "responses": {}}}
+    grown["components"]["schemas"]["TagDetail"] = {"type": "object"}
+    added = additions(spec, grown)
+    assert added == ["getTag", "TagDetail"]
+    entry = CHANGELOG_2.replace("2.0.0", "1.1.0")
+    (problem,) = judge("1.0.0", "1.1.0", True, [], entry, added)
+    assert "does not name what is new" in problem
+    assert problem.endswith(": getTag, TagDetail")
+    named = entry.replace(
+        "### Breaking", "### Added\n- `getTag` returns a `TagDetail`.\n\n### Breaking"
+    )
+    assert judge("1.0.0", "1.1.0", True, [], named, added) == []
+    # a longer name does not count for a shorter one
+    assert judge("1.0.0", "1.1.0", True, [], named.replace("`getTag`", "getTags"), added)
