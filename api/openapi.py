@@ -252,8 +252,10 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
     operation.setdefault("security", [])
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path" and _is_integer(parameter["schema"]):
-            # Ids outside 1..MAX_ID cannot exist: such a request is a 404.
-            parameter["schema"].update(minimum=1, maximum=MAX_ID)
+            # Ids outside 1..MAX_ID cannot exist: such a request is a 404. The example id
+            # is a made-up one, never the first accounts' (a tool that sends examples, such
+            # as schemathesis' explicit phase, would otherwise change the first user).
+            parameter["schema"].update(minimum=1, maximum=MAX_ID, examples=[42])
     responses = operation["responses"]
     body = operation.get("requestBody")
     if body is not None:
