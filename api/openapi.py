@@ -104,10 +104,10 @@ _BODY_ERRORS = {
 }
 
 
-# Every response header of the API, described once under components/headers with a
-# realistic example (a mock server such as Prism serves it) and, if an integer, its bounds.
-# These are added to responses here (X-Request-ID to all, the rest where rate limited);
-# each is (description, required, schema).
+# Response headers, here and in _SHARED_HEADERS, are each described once under
+# components/headers with a realistic example (a mock server such as Prism serves it) and,
+# if an integer, its bounds. These are added to responses here (X-Request-ID to all, the
+# rest where rate limited); each is (description, required, schema).
 _HEADERS: dict[str, tuple[str, bool, dict[str, Any]]] = {
     "X-Request-ID": (
         "The client's request id if it sent a sane one, else a generated one.",
