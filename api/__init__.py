@@ -15,7 +15,8 @@ from api.config import ConfigError, exit_with, load_settings, read_dotenv, sqlit
 from api.openapi import SchemaKeywordsPlugin, TasksAPI
 from api.serialization import OrjsonProvider, load_request_json
 
-__version__ = "1.0.0"
+# Semver, of the package and of the spec (info.version); README "Releasing" says when to bump.
+__version__ = "2.0.0"
 
 
 @event.listens_for(Engine, "connect")

@@ -46,7 +46,7 @@ def etags_field(description: str, data_key: str) -> fields.String:
             validators.Length(min=1, max=MAX_ETAGS_LENGTH),
             Pattern(ETAGS_PATTERN, error=ETAGS_ERROR),
         ],
-        metadata={"description": description, "example": '"42.3"'},
+        metadata={"description": description, "examples": ['"42.3"']},
     )
 
 

@@ -47,7 +47,7 @@ class IdempotencyKeyHeader(Schema):
             "description": "A unique value (e.g. a UUID) per intended operation, of visible "
             "ASCII characters. A retry with the same key and body replays the first answer; "
             "the same key with another body is a 422. Kept 24 h.",
-            "example": "6f1c2f5e-3c4b-4d39-9c53-2f1d7d0f5a11",
+            "examples": ["6f1c2f5e-3c4b-4d39-9c53-2f1d7d0f5a11"],
         },
     )
 

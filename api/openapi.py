@@ -19,7 +19,7 @@ from apiflask import APIFlask
 from apiflask.ui_templates import ui_templates
 from apispec import BasePlugin
 from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_cls
-from flask import Blueprint, render_template_string
+from flask import Blueprint, Response, render_template_string
 
 from api.conditional import ETAGS_PATTERN, MAX_ETAGS_LENGTH
 from api.models import MAX_ID
@@ -110,44 +110,88 @@ _BODY_ERRORS = {
 }
 
 
-_HEADERS = {
-    "X-Request-ID": ("The client's request id if it sent a sane one, else a generated one.", True),
-    "X-RateLimit-Limit": ("Requests allowed in the current window.", False),
-    "X-RateLimit-Remaining": ("Requests left in the current window.", False),
-    "X-RateLimit-Reset": ("When the window resets (Unix time, seconds).", False),
-    "Retry-After": ("Seconds to wait before retrying.", True),
+# Response headers, here and in _SHARED_HEADERS, are each described once under
+# components/headers with a realistic example (a mock server such as Prism serves it) and,
+# if an integer, its bounds. These are added to responses here (X-Request-ID to all, the
+# rest where rate limited); each is (description, required, schema).
+_HEADERS: dict[str, tuple[str, bool, dict[str, Any]]] = {
+    "X-Request-ID": (
+        "The client's request id if it sent a sane one, else a generated one.",
+        True,
+        {"type": "string", "examples": ["9f1c2e7a4b3d4f0e8a6b5c4d3e2f1a0b"]},
+    ),
+    "X-RateLimit-Limit": (
+        "Requests allowed in the current window.",
+        False,
+        {"type": "integer", "minimum": 1, "examples": [120]},
+    ),
+    "X-RateLimit-Remaining": (
+        "Requests left in the current window.",
+        False,
+        {"type": "integer", "minimum": 0, "examples": [119]},
+    ),
+    # A Unix time outgrows 32 bits in 2038.
+    "X-RateLimit-Reset": (
+        "When the window resets (Unix time, seconds).",
+        False,
+        {"type": "integer", "format": "int64", "minimum": 0, "examples": [1796119260]},
+    ),
+    "Retry-After": (
+        "Seconds to wait before retrying.",
+        True,
+        {"type": "integer", "minimum": 0, "examples": [30]},
+    ),
 }
 _RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 # Response headers that views declare (`headers=` schemas: ETagHeader, ListHeaders,
-# LocationHeader) or that every API GET carries (ETag), each described once here and
-# referenced from every response that carries it. Each is always sent where declared.
+# LocationHeader) or that every API GET carries (ETag), each referenced from every
+# response that carries it. Each is always sent where declared.
 _SHARED_HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ETag": (
         "Version of this representation: send it as If-None-Match to get a 304 while it is "
         "current; a task's, as If-Match to change the task only if it is.",
-        {"type": "string"},
+        {"type": "string", "examples": ['"42.3"']},
     ),
-    "Link": ("RFC 8288 links: first, prev, next, last.", {"type": "string"}),
-    "X-Total-Count": ("Items matching the query, on all pages.", {"type": "integer"}),
+    "Link": (
+        "RFC 8288 links: first, prev, next, last.",
+        {
+            "type": "string",
+            "examples": [
+                '</api/v1/tasks?page=1&per_page=20>; rel="first", '
+                '</api/v1/tasks?page=2&per_page=20>; rel="next", '
+                '</api/v1/tasks?page=3&per_page=20>; rel="last"'
+            ],
+        },
+    ),
+    "X-Total-Count": (
+        "Items matching the query, on all pages.",
+        {"type": "integer", "minimum": 0, "examples": [42]},
+    ),
     "Location": (
         "URL of the created resource; on a 307, where to fetch the bytes instead.",
-        {"type": "string"},
+        {"type": "string", "examples": ["/api/v1/tasks/42"]},
     ),
     "Content-Disposition": (
         "The answer is a file to save, never to display: `attachment` with its name "
         "(`filename`, and `filename*` in UTF-8 for names beyond ASCII).",
-        {"type": "string"},
+        {"type": "string", "examples": ['attachment; filename="report-7.csv"']},
     ),
     # Attachment downloads (api.routes.attachments).
-    "Content-Length": ("Bytes in this answer's body.", {"type": "integer", "format": "int64"}),
-    "Accept-Ranges": ("`bytes`: send `Range` for a part of the file.", {"type": "string"}),
+    "Content-Length": (
+        "Bytes in this answer's body.",
+        {"type": "integer", "format": "int64", "minimum": 0, "examples": [1024]},
+    ),
+    "Accept-Ranges": (
+        "`bytes`: send `Range` for a part of the file.",
+        {"type": "string", "examples": ["bytes"]},
+    ),
     "Content-Range": (
         "`bytes <first>-<last>/<size>` on a 206; `bytes */<size>` on a 416.",
-        {"type": "string"},
+        {"type": "string", "examples": ["bytes 0-1023/4096"]},
     ),
     "X-Content-Type-Options": (
         "`nosniff`: the Content-Type is the sniffed one; browsers must not guess another.",
-        {"type": "string"},
+        {"type": "string", "examples": ["nosniff"]},
     ),
 }
 _IF_NONE_MATCH = {
@@ -160,7 +204,7 @@ _IF_NONE_MATCH = {
         "minLength": 1,
         "maxLength": MAX_ETAGS_LENGTH,
         "pattern": ETAGS_PATTERN,
-        "example": '"42.3"',
+        "examples": ['"42.3"'],
     },
 }
 
@@ -234,11 +278,8 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
         raise TypeError("SPEC_FORMAT must be json: finish_spec edits a dict")
     add_webhooks(spec)
     headers = spec.setdefault("components", {}).setdefault("headers", {})
-    for name, (description, required) in _HEADERS.items():
-        kind = "string" if name == "X-Request-ID" else "integer"
-        headers[name] = {"description": description, "required": required, "schema": {"type": kind}}
-    # A Unix time outgrows 32 bits in 2038.
-    headers["X-RateLimit-Reset"]["schema"]["format"] = "int64"
+    for name, (description, required, schema) in _HEADERS.items():
+        headers[name] = {"description": description, "required": required, "schema": dict(schema)}
     for name, (description, schema) in _SHARED_HEADERS.items():
         headers[name] = {"description": description, "required": True, "schema": dict(schema)}
     for path, path_item in spec.get("paths", {}).items():
@@ -252,10 +293,15 @@ def finish_spec(spec: dict[Any, Any] | str) -> dict[Any, Any] | str:
 
 
 def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None:
+    # An operation without a credential says so (`security: []`, public), rather than
+    # leaving readers and linters to guess whether a global requirement applies.
+    operation.setdefault("security", [])
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path" and _is_integer(parameter["schema"]):
-            # Ids outside 1..MAX_ID cannot exist: such a request is a 404.
-            parameter["schema"].update(minimum=1, maximum=MAX_ID)
+            # Ids outside 1..MAX_ID cannot exist: such a request is a 404. The example id
+            # is a made-up one, never the first accounts' (a tool that sends examples, such
+            # as schemathesis' explicit phase, would otherwise change the first user).
+            parameter["schema"].update(minimum=1, maximum=MAX_ID, examples=[42])
     responses = operation["responses"]
     body = operation.get("requestBody")
     if body is not None:
@@ -306,6 +352,16 @@ def spec_json(app: APIFlask) -> str:
     return json.dumps(app._get_spec("json", force_update=True), indent=2, sort_keys=True) + "\n"
 
 
+# Redoc's side menu always shows a logo from cdn.redoc.ly (no option turns it off): the
+# browser may load nothing from elsewhere, so the page makes no outside request (the
+# image just stays away). Redoc's own inline styles, start-up script and search worker
+# need the rest.
+REDOC_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:"
+)
+
+
 def init_app(app: APIFlask) -> None:
     # A plain Flask blueprint: APIFlask leaves it out of the document.
     docs = Blueprint(
@@ -313,8 +369,9 @@ def init_app(app: APIFlask) -> None:
     )
 
     @docs.get("/redoc")
-    def redoc() -> str:
-        return render_template_string(ui_templates["redoc"], title=app.title, version=app.version)
+    def redoc() -> Response:
+        page = render_template_string(ui_templates["redoc"], title=app.title, version=app.version)
+        return Response(page, headers={"Content-Security-Policy": REDOC_CSP})
 
     app.register_blueprint(docs)
 
@@ -322,6 +379,7 @@ def init_app(app: APIFlask) -> None:
     app.config.update(
         DESCRIPTION=DESCRIPTION,
         CONTACT={"name": "Tasks API maintainers"},
+        LICENSE={"name": "MIT", "identifier": "MIT"},
         SECURITY_SCHEMES={
             "BasicAuth": {
                 "type": "http",

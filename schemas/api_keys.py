@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from api.models import Scope
 from api.services import clock
-from schemas.common import NOT_BLANK, DateTime, Enum, Pagination
+from schemas.common import EXAMPLE_TIME, NOT_BLANK, DateTime, Enum, Pagination
 
 
 def _in_the_future(value: datetime) -> None:
@@ -27,7 +27,7 @@ class ApiKeyIn(Schema):
     name = fields.String(
         required=True,
         validate=[validators.Length(min=1, max=100), NOT_BLANK],
-        metadata={"description": "What the key is for.", "example": "CI reporter"},
+        metadata={"description": "What the key is for.", "examples": ["CI reporter"]},
     )
     scopes = fields.List(
         Enum(Scope),
@@ -35,7 +35,7 @@ class ApiKeyIn(Schema):
         validate=[validators.Length(min=1, max=len(Scope)), _distinct],
         metadata={
             "description": "What the key may do, each scope once; at most what your role allows.",
-            "example": ["tasks:read"],
+            "examples": [["tasks:read"]],
             "uniqueItems": True,
         },
     )
@@ -46,27 +46,29 @@ class ApiKeyIn(Schema):
         metadata={
             "description": "RFC 3339 with an offset, in the future; `null` or left out: "
             "never expires.",
-            "example": "2030-01-01T00:00:00Z",
+            "examples": ["2030-01-01T00:00:00Z"],
         },
     )
 
 
 class ApiKeyOut(Schema):
-    id = fields.Integer(required=True, metadata={"example": 7})
-    name = fields.String(required=True, metadata={"example": "CI reporter"})
+    id = fields.Integer(required=True, metadata={"examples": [7]})
+    name = fields.String(required=True, metadata={"examples": ["CI reporter"]})
     prefix = fields.String(
         required=True,
-        metadata={"description": "The secret's first characters.", "example": "tk_Xq3v9LmA"},
+        metadata={"description": "The secret's first characters.", "examples": ["tk_Xq3v9LmA"]},
     )
     scopes = fields.List(
-        Enum(Scope), required=True, attribute="scope_list", metadata={"example": ["tasks:read"]}
+        Enum(Scope), required=True, attribute="scope_list", metadata={"examples": [["tasks:read"]]}
     )
-    expires_at = fields.DateTime(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
+    expires_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"examples": ["2030-01-01T00:00:00Z"]}
+    )
+    created_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
     last_used_at = fields.DateTime(
         required=True,
         allow_none=True,
-        metadata={"description": "Updated at most once a minute."},
+        metadata={"description": "Updated at most once a minute.", "examples": [EXAMPLE_TIME]},
     )
 
 
@@ -77,7 +79,7 @@ class ApiKeyCreatedOut(ApiKeyOut):
         required=True,
         metadata={
             "description": "Send it as `X-API-Key`. Shown only in this response.",
-            "example": "tk_Xq3v9LmA...",
+            "examples": ["tk_Xq3v9LmA..."],
         },
     )
 

@@ -18,6 +18,9 @@ MAX_PER_PAGE = 100
 # more, which JSON Schema's `\s` does not: validation, the spec and normalisation must agree.
 BLANK = " \t\n\r\f\v"
 
+# A moment in the examples of every date-time field (the docs and mock servers show it).
+EXAMPLE_TIME = "2026-11-30T09:15:00Z"
+
 
 class Pattern(validators.Validator):
     """A regular expression that means the same here and as the spec's `pattern`.
@@ -125,18 +128,25 @@ class Problem(Schema):
     """RFC 9457 problem details; every error response has this shape."""
 
     type = fields.String(
-        required=True, metadata={"description": "A URI reference naming the problem type."}
+        required=True,
+        metadata={
+            "description": "A URI reference naming the problem type.",
+            "examples": ["about:blank"],
+        },
     )
-    title = fields.String(required=True, metadata={"example": "Not Found"})
-    status = fields.Integer(required=True, metadata={"example": 404})
+    title = fields.String(required=True, metadata={"examples": ["Not Found"]})
+    status = fields.Integer(required=True, metadata={"examples": [404]})
     detail = fields.String(
-        required=True, metadata={"example": "Task 42 does not exist or is not yours."}
+        required=True, metadata={"examples": ["Task 42 does not exist or is not yours."]}
     )
-    instance = fields.String(required=True, metadata={"example": "/api/v1/tasks/42"})
+    instance = fields.String(required=True, metadata={"examples": ["/api/v1/tasks/42"]})
     request_id = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "Also sent as the X-Request-ID header; quote it in reports."},
+        metadata={
+            "description": "Also sent as the X-Request-ID header; quote it in reports.",
+            "examples": ["9f1c2e7a4b3d4f0e8a6b5c4d3e2f1a0b"],
+        },
     )
 
 
@@ -145,35 +155,68 @@ class FieldError(Schema):
         required=True,
         # `form` and `body`: the multipart and raw bodies of an attachment upload.
         validate=validators.OneOf(["json", "query", "path", "header", "form", "body"]),
+        metadata={"examples": ["json"]},
     )
     field = fields.String(
-        required=True, metadata={"description": "Dotted path to the field; empty for the body."}
+        required=True,
+        metadata={
+            "description": "Dotted path to the field; empty for the body.",
+            "examples": ["title"],
+        },
     )
-    message = fields.String(required=True)
+    message = fields.String(
+        required=True, metadata={"examples": ["Length must be between 1 and 200."]}
+    )
 
 
 class ValidationProblem(Problem):
     """A problem whose `errors` lists each invalid field."""
 
-    errors = fields.List(fields.Nested(FieldError), required=True)
+    errors = fields.List(
+        fields.Nested(FieldError),
+        required=True,
+        metadata={
+            "examples": [
+                [
+                    {
+                        "location": "json",
+                        "field": "title",
+                        "message": "Missing data for required field.",
+                    }
+                ]
+            ]
+        },
+    )
 
 
 class Pagination(Schema):
-    page = fields.Integer(required=True, metadata={"example": 1})
-    per_page = fields.Integer(required=True, metadata={"example": DEFAULT_PER_PAGE})
-    total = fields.Integer(required=True, metadata={"description": "Items matching the query."})
-    pages = fields.Integer(required=True, metadata={"description": "Number of pages."})
+    page = fields.Integer(required=True, metadata={"examples": [1]})
+    per_page = fields.Integer(required=True, metadata={"examples": [DEFAULT_PER_PAGE]})
+    total = fields.Integer(
+        required=True, metadata={"description": "Items matching the query.", "examples": [42]}
+    )
+    pages = fields.Integer(
+        required=True, metadata={"description": "Number of pages.", "examples": [3]}
+    )
     next = fields.String(
-        required=True, allow_none=True, metadata={"description": "URL of the next page."}
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "URL of the next page.",
+            "examples": ["/api/v1/tasks?page=2&per_page=20"],
+        },
     )
     prev = fields.String(
-        required=True, allow_none=True, metadata={"description": "URL of the previous page."}
+        required=True,
+        allow_none=True,
+        metadata={"description": "URL of the previous page.", "examples": [None]},
     )
     next_cursor = fields.String(
         allow_none=True,
         metadata={
             "description": "Lists with keyset paging: send as `after` for the next page "
-            "(null on the last page)."
+            "(null on the last page).",
+            "examples": ["eyJpZCI6NDJ9"],
         },
     )
 
@@ -201,25 +244,28 @@ class HealthCheck(Schema):
     status = fields.String(
         required=True,
         validate=validators.OneOf(["ok", "degraded", "fail"]),
-        metadata={"description": "`fail`: unreachable; `degraded`: answers, but stalled."},
+        metadata={
+            "description": "`fail`: unreachable; `degraded`: answers, but stalled.",
+            "examples": ["fail"],
+        },
     )
     detail = fields.String(
         metadata={
             "description": "Why the check failed or is degraded.",
-            "example": "a queued job has waited 312 s; no worker heartbeat for 305 s",
+            "examples": ["a queued job has waited 312 s; no worker heartbeat for 305 s"],
         }
     )
     oldest_queued_seconds = fields.Float(
         metadata={
             "description": "`jobs`: how long the oldest due queued job has waited.",
-            "example": 1.5,
+            "examples": [1.5],
         }
     )
     last_heartbeat_seconds = fields.Float(
         allow_none=True,
         metadata={
             "description": "`jobs`: age of the newest worker heartbeat; null: none ever.",
-            "example": 3.2,
+            "examples": [3.2],
         },
     )
 
@@ -228,21 +274,26 @@ class HealthOut(Schema):
     status = fields.String(
         required=True,
         validate=validators.OneOf(["ok", "degraded"]),
-        metadata={"description": "`degraded`: serving around a failing check (named in `checks`)."},
+        metadata={
+            "description": "`degraded`: serving around a failing check (named in `checks`).",
+            "examples": ["ok"],
+        },
     )
     checks = fields.Dict(
         keys=fields.String(),
         values=fields.Nested(HealthCheck),
         metadata={
-            "example": {
-                "database": {"status": "ok"},
-                "redis": {"status": "fail", "detail": "ConnectionError"},
-                "jobs": {
-                    "status": "ok",
-                    "oldest_queued_seconds": 0.0,
-                    "last_heartbeat_seconds": 1.2,
-                },
-            }
+            "examples": [
+                {
+                    "database": {"status": "ok"},
+                    "redis": {"status": "fail", "detail": "ConnectionError"},
+                    "jobs": {
+                        "status": "ok",
+                        "oldest_queued_seconds": 0.0,
+                        "last_heartbeat_seconds": 1.2,
+                    },
+                }
+            ]
         },
     )
 
@@ -250,7 +301,12 @@ class HealthOut(Schema):
 class ReadinessProblem(Problem):
     """503 from `/health/ready`: which dependency failed."""
 
-    checks = fields.Dict(keys=fields.String(), values=fields.Nested(HealthCheck), required=True)
+    checks = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(HealthCheck),
+        required=True,
+        metadata={"examples": [{"database": {"status": "fail", "detail": "Connection refused."}}]},
+    )
 
 
 class LocationHeader(Schema):

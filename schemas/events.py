@@ -11,7 +11,8 @@ from marshmallow import Schema as MarshmallowSchema
 
 from api.models import MAX_ID, EventType
 from api.services.events import CURSOR_PATTERN, event_cursor
-from schemas.common import MAX_PER_PAGE, Enum, Pattern
+from schemas.attachments import AttachmentOut
+from schemas.common import EXAMPLE_TIME, MAX_PER_PAGE, Enum, Pattern
 from schemas.tasks import TaskOut
 
 _CURSOR_EXAMPLE = "000000000000002a006929a5c0"
@@ -55,17 +56,17 @@ class EventOut(Schema):
         metadata={
             "type": "string",
             "description": "Opaque and ordered; also a cursor (`after`) for the events after it.",
-            "example": _CURSOR_EXAMPLE,
+            "examples": [_CURSOR_EXAMPLE],
         },
     )
-    type = Enum(EventType, required=True, metadata={"example": EventType.TASK_UPDATED.value})
-    occurred_at = fields.DateTime(required=True)
+    type = Enum(EventType, required=True, metadata={"examples": [EventType.TASK_UPDATED.value]})
+    occurred_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
     data = fields.Dict(
         required=True,
         metadata={
             "description": "The resource as its `...Out` schema shows it (`TaskOut` for task "
             'events), or `{"id": ...}` for a deletion.',
-            "example": {"id": 42, "title": "Write the report", "status": "completed"},
+            "examples": [{"id": 42, "title": "Write the report", "status": "completed"}],
         },
     )
 
@@ -76,31 +77,32 @@ class EventList(Schema):
         required=True,
         metadata={
             "description": "Send as `after` next time: every change is seen once, in order.",
-            "example": _CURSOR_EXAMPLE,
+            "examples": [_CURSOR_EXAMPLE],
         },
     )
     has_more = fields.Boolean(
-        required=True, metadata={"description": "More events follow at once: call again."}
+        required=True,
+        metadata={"description": "More events follow at once: call again.", "examples": [False]},
     )
 
 
 class DeletedResource(Schema):
-    id = fields.Integer(required=True, metadata={"example": 42})
+    id = fields.Integer(required=True, metadata={"examples": [42]})
 
 
 class PingData(Schema):
-    webhook_id = fields.Integer(required=True, metadata={"example": 3})
+    webhook_id = fields.Integer(required=True, metadata={"examples": [3]})
 
 
 PING = "webhook.ping"
 
 # The `data` of each type of webhook payload, as the API shows that resource elsewhere.
-# (`attachment.created` joins with `AttachmentOut`, registered by the attachments module.)
 EVENT_DATA: dict[str, type[Schema]] = {
     EventType.TASK_CREATED.value: TaskOut,
     EventType.TASK_UPDATED.value: TaskOut,
     EventType.TASK_STATUS_CHANGED.value: TaskOut,
     EventType.TASK_DELETED.value: DeletedResource,
+    EventType.ATTACHMENT_CREATED.value: AttachmentOut,
     EventType.ATTACHMENT_DELETED.value: DeletedResource,
     PING: PingData,
 }
@@ -117,17 +119,18 @@ def payload_schema(event_type: str) -> type[MarshmallowSchema]:
         "type": fields.String(
             required=True,
             validate=validators.OneOf([event_type]),
-            metadata={"example": event_type},
+            metadata={"examples": [event_type]},
         ),
         "timestamp": fields.DateTime(
-            required=True, metadata={"description": "When the event occurred."}
+            required=True,
+            metadata={"description": "When the event occurred.", "examples": [EXAMPLE_TIME]},
         ),
         "event_id": fields.String(
             required=True,
             allow_none=True,
             metadata={
                 "description": "The event's `id` in `listEvents` (a cursor); null for a ping.",
-                "example": _CURSOR_EXAMPLE,
+                "examples": [_CURSOR_EXAMPLE],
             },
         ),
         "data": fields.Nested(EVENT_DATA[event_type], required=True),

@@ -6,7 +6,7 @@ from apiflask import Schema, fields
 from flask import url_for
 
 from api.models import Job, JobStatus
-from schemas.common import Enum, PageQuery, Pagination
+from schemas.common import EXAMPLE_TIME, Enum, PageQuery, Pagination
 
 
 def _result_url(job: Job) -> str | None:
@@ -16,29 +16,49 @@ def _result_url(job: Job) -> str | None:
 
 
 class JobOut(Schema):
-    id = fields.Integer(required=True, metadata={"example": 7})
-    kind = fields.String(required=True, metadata={"example": "report"})
-    params = fields.Dict(required=True, metadata={"description": "What the job was asked to do."})
-    status = Enum(JobStatus, required=True)
+    id = fields.Integer(required=True, metadata={"examples": [7]})
+    kind = fields.String(required=True, metadata={"examples": ["report"]})
+    params = fields.Dict(
+        required=True,
+        metadata={
+            "description": "What the job was asked to do.",
+            "examples": [{"kind": "summary", "format": "json", "filters": {"status": ["pending"]}}],
+        },
+    )
+    status = Enum(JobStatus, required=True, metadata={"examples": ["succeeded"]})
     attempts = fields.Integer(
-        required=True, metadata={"description": "Runs started so far (retries count)."}
+        required=True,
+        metadata={"description": "Runs started so far (retries count).", "examples": [1]},
     )
     error = fields.String(
-        required=True, allow_none=True, metadata={"description": "Why the last run failed."}
+        required=True,
+        allow_none=True,
+        metadata={"description": "Why the last run failed.", "examples": [None]},
     )
-    created_at = fields.DateTime(required=True)
-    started_at = fields.DateTime(required=True, allow_none=True)
-    finished_at = fields.DateTime(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
+    started_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"examples": ["2026-11-30T09:15:01Z"]}
+    )
+    finished_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"examples": ["2026-11-30T09:15:03Z"]}
+    )
     expires_at = fields.DateTime(
         required=True,
         allow_none=True,
-        metadata={"description": "After this the result is gone (410), then the job too."},
+        metadata={
+            "description": "After this the result is gone (410), then the job too.",
+            "examples": ["2026-12-01T09:15:03Z"],
+        },
     )
     result_url = fields.Function(
         _result_url,
         required=True,
         allow_none=True,
-        metadata={"type": "string", "description": "Where to get the result, once it succeeded."},
+        metadata={
+            "type": "string",
+            "description": "Where to get the result, once it succeeded.",
+            "examples": ["/api/v1/jobs/7/result"],
+        },
     )
 
 

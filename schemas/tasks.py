@@ -10,6 +10,7 @@ from marshmallow import ValidationError, post_load
 from api.models import MAX_ID, TaskPriority, TaskStatus
 from schemas.common import (
     BLANK,
+    EXAMPLE_TIME,
     NO_NUL,
     NOT_BLANK,
     DateTime,
@@ -45,20 +46,24 @@ class TaskIn(Schema):
     """A whole task, for `createTask` and `replaceTask` (omitted fields take defaults)."""
 
     title = fields.String(
-        required=True, validate=[TITLE_LENGTH, NOT_BLANK], metadata={"example": "Write report"}
+        required=True, validate=[TITLE_LENGTH, NOT_BLANK], metadata={"examples": ["Write report"]}
     )
     description = fields.String(
         load_default=None,
         allow_none=True,
         validate=[validators.Length(max=10_000), NO_NUL],
-        metadata={"example": "Quarterly numbers for the board."},
+        metadata={"examples": ["Quarterly numbers for the board."]},
     )
-    status = Enum(TaskStatus, load_default=TaskStatus.PENDING.value)
-    priority = Enum(TaskPriority, load_default=TaskPriority.MEDIUM.value)
+    status = Enum(
+        TaskStatus, load_default=TaskStatus.PENDING.value, metadata={"examples": ["in_progress"]}
+    )
+    priority = Enum(
+        TaskPriority, load_default=TaskPriority.MEDIUM.value, metadata={"examples": ["high"]}
+    )
     due_date = DateTime(
         load_default=None,
         allow_none=True,
-        metadata={"description": "RFC 3339 with an offset.", "example": "2026-12-01T17:00:00Z"},
+        metadata={"description": "RFC 3339 with an offset.", "examples": ["2026-12-01T17:00:00Z"]},
     )
     tags = fields.List(
         _tag_field(),
@@ -66,7 +71,7 @@ class TaskIn(Schema):
         validate=validators.Length(max=MAX_TAGS),
         metadata={
             "description": f"Up to {MAX_TAGS} tags of 1..50 characters, stored lower-case.",
-            "example": ["work", "q4"],
+            "examples": [["work", "q4"]],
         },
     )
 
@@ -80,34 +85,51 @@ class TaskIn(Schema):
 class TaskPatchIn(PatchSchema, TaskIn):
     """Some fields of a task, for `updateTask`; at least one."""
 
-    title = fields.String(validate=[TITLE_LENGTH, NOT_BLANK], metadata={"example": "New title"})
-    description = fields.String(allow_none=True, validate=[validators.Length(max=10_000), NO_NUL])
-    status = Enum(TaskStatus)
-    priority = Enum(TaskPriority)
-    due_date = DateTime(allow_none=True)
-    tags = fields.List(_tag_field(), validate=validators.Length(max=MAX_TAGS))
+    title = fields.String(validate=[TITLE_LENGTH, NOT_BLANK], metadata={"examples": ["New title"]})
+    description = fields.String(
+        allow_none=True,
+        validate=[validators.Length(max=10_000), NO_NUL],
+        metadata={"examples": ["Now with the Q4 figures."]},
+    )
+    status = Enum(TaskStatus, metadata={"examples": ["completed"]})
+    priority = Enum(TaskPriority, metadata={"examples": ["urgent"]})
+    due_date = DateTime(allow_none=True, metadata={"examples": ["2026-12-15T17:00:00Z"]})
+    tags = fields.List(
+        _tag_field(), validate=validators.Length(max=MAX_TAGS), metadata={"examples": [["work"]]}
+    )
 
 
 class TaskStatusIn(Schema):
-    status = Enum(TaskStatus, required=True)
+    status = Enum(TaskStatus, required=True, metadata={"examples": ["completed"]})
 
 
 class TaskOut(Schema):
-    id = fields.Integer(required=True, metadata={"example": 42})
-    title = fields.String(required=True, metadata={"example": "Write report"})
-    description = fields.String(required=True, allow_none=True)
-    status = Enum(TaskStatus, required=True)
-    priority = Enum(TaskPriority, required=True)
-    due_date = fields.DateTime(required=True, allow_none=True)
-    tags = fields.List(fields.String(), required=True, attribute="tag_names")
-    owner_id = fields.Integer(required=True, metadata={"example": 1})
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    id = fields.Integer(required=True, metadata={"examples": [42]})
+    title = fields.String(required=True, metadata={"examples": ["Write report"]})
+    description = fields.String(
+        required=True, allow_none=True, metadata={"examples": ["Quarterly numbers for the board."]}
+    )
+    status = Enum(TaskStatus, required=True, metadata={"examples": ["in_progress"]})
+    priority = Enum(TaskPriority, required=True, metadata={"examples": ["high"]})
+    due_date = fields.DateTime(
+        required=True, allow_none=True, metadata={"examples": ["2026-12-01T17:00:00Z"]}
+    )
+    tags = fields.List(
+        fields.String(),
+        required=True,
+        attribute="tag_names",
+        metadata={"examples": [["work", "q4"]]},
+    )
+    owner_id = fields.Integer(required=True, metadata={"examples": [1]})
+    created_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
+    updated_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
     completed_at = fields.DateTime(
-        required=True, allow_none=True, metadata={"description": "Set when status is completed."}
+        required=True,
+        allow_none=True,
+        metadata={"description": "Set when status is completed.", "examples": [None]},
     )
     version = fields.Integer(
-        required=True, metadata={"description": "Increments on every change.", "example": 1}
+        required=True, metadata={"description": "Increments on every change.", "examples": [1]}
     )
 
 
@@ -134,25 +156,44 @@ class TaskFilters(Schema):
     status = fields.List(
         Enum(TaskStatus),
         validate=validators.Length(max=len(TaskStatus)),
-        metadata={"description": "Any of these statuses."},
+        metadata={
+            "description": "Any of these statuses.",
+            "examples": [["pending", "in_progress"]],
+        },
     )
     priority = fields.List(
         Enum(TaskPriority),
         validate=validators.Length(max=len(TaskPriority)),
-        metadata={"description": "Any of these priorities."},
+        metadata={"description": "Any of these priorities.", "examples": [["high", "urgent"]]},
     )
     tag = fields.String(
         validate=[validators.Length(min=1, max=50), NOT_BLANK],
-        metadata={"description": "Has this tag."},
+        metadata={"description": "Has this tag.", "examples": ["work"]},
     )
     q = fields.String(
         validate=[validators.Length(min=1, max=200), NO_NUL],
-        metadata={"description": "Case-insensitive text in title or description."},
+        metadata={
+            "description": "Case-insensitive text in title or description.",
+            "examples": ["report"],
+        },
     )
-    due_before = DateTime(metadata={"description": "Due strictly before (RFC 3339)."})
-    due_after = DateTime(metadata={"description": "Due strictly after (RFC 3339)."})
+    due_before = DateTime(
+        metadata={
+            "description": "Due strictly before (RFC 3339).",
+            "examples": ["2026-12-31T23:59:59Z"],
+        }
+    )
+    due_after = DateTime(
+        metadata={
+            "description": "Due strictly after (RFC 3339).",
+            "examples": ["2026-12-01T00:00:00Z"],
+        }
+    )
     overdue = fields.Boolean(
-        metadata={"description": "`true`: past due and not completed; `false`: the others."}
+        metadata={
+            "description": "`true`: past due and not completed; `false`: the others.",
+            "examples": [True],
+        }
     )
 
     @post_load
@@ -172,7 +213,7 @@ class TaskQuery(PageQuery, TaskFilters):
             "description": "Comma-separated fields, `-` for descending. Allowed: "
             + ", ".join(SORT_FIELDS)
             + ". Ties are broken by id.",
-            "example": "-due_date,priority",
+            "examples": ["-due_date,priority"],
             "pattern": SORT_PATTERN,
         },
     )
@@ -202,8 +243,8 @@ class TaskQuery(PageQuery, TaskFilters):
 
 
 class TagOut(Schema):
-    name = fields.String(required=True, metadata={"example": "work"})
-    task_count = fields.Integer(required=True, metadata={"example": 3})
+    name = fields.String(required=True, metadata={"examples": ["work"]})
+    task_count = fields.Integer(required=True, metadata={"examples": [3]})
 
 
 class TagList(Schema):

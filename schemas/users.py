@@ -9,6 +9,7 @@ from marshmallow import ValidationError, post_load, validates_schema
 
 from api.models import Role, Tier
 from schemas.common import (
+    EXAMPLE_TIME,
     NO_NUL,
     Enum,
     PageQuery,
@@ -33,7 +34,7 @@ def username_field(**kwargs: Any) -> fields.String:
                 "or digit.",
             ),
         ],
-        metadata={"description": "Case-insensitive; stored lower-case.", "example": "alice"},
+        metadata={"description": "Case-insensitive; stored lower-case.", "examples": ["alice"]},
         **kwargs,
     )
 
@@ -41,7 +42,7 @@ def username_field(**kwargs: Any) -> fields.String:
 def email_field(**kwargs: Any) -> fields.Email:
     return fields.Email(
         validate=validators.Length(max=254),
-        metadata={"description": "Case-insensitive.", "example": "alice@example.com"},
+        metadata={"description": "Case-insensitive.", "examples": ["alice@example.com"]},
         **kwargs,
     )
 
@@ -56,7 +57,10 @@ def password_field(description: str = "8..128 characters.", **kwargs: Any) -> fi
     return fields.String(
         load_only=True,
         validate=PASSWORD_LENGTH,
-        metadata={"description": description + WEAK_PASSWORDS, "example": "correct horse battery"},
+        metadata={
+            "description": description + WEAK_PASSWORDS,
+            "examples": ["correct horse battery"],
+        },
         **kwargs,
     )
 
@@ -65,7 +69,7 @@ def current_password_field(description: str, **kwargs: Any) -> fields.String:
     return fields.String(
         load_only=True,
         validate=validators.Length(min=1, max=128),
-        metadata={"description": description, "example": "correct horse battery"},
+        metadata={"description": description, "examples": ["old horse battery"]},
         **kwargs,
     )
 
@@ -82,17 +86,18 @@ class LowerCaseIdentity(Schema):
 
 
 class UserOut(Schema):
-    id = fields.Integer(required=True, metadata={"example": 1})
-    username = fields.String(required=True, metadata={"example": "alice"})
-    email = fields.String(required=True, metadata={"example": "alice@example.com"})
-    role = Enum(Role, required=True)
-    tier = Enum(Tier, required=True)
-    is_active = fields.Boolean(required=True)
+    id = fields.Integer(required=True, metadata={"examples": [1]})
+    username = fields.String(required=True, metadata={"examples": ["alice"]})
+    email = fields.String(required=True, metadata={"examples": ["alice@example.com"]})
+    role = Enum(Role, required=True, metadata={"examples": ["user"]})
+    tier = Enum(Tier, required=True, metadata={"examples": ["free"]})
+    is_active = fields.Boolean(required=True, metadata={"examples": [True]})
     notify_on_task_created = fields.Boolean(
-        required=True, metadata={"description": "Email a confirmation of each new task."}
+        required=True,
+        metadata={"description": "Email a confirmation of each new task.", "examples": [False]},
     )
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    created_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
+    updated_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
 
 
 class UserPatchIn(LowerCaseIdentity):
@@ -110,7 +115,10 @@ class UserPatchIn(LowerCaseIdentity):
     username = username_field()
     email = email_field()
     notify_on_task_created = StrictBoolean(
-        metadata={"description": "`true`: email me a confirmation of each task I create."}
+        metadata={
+            "description": "`true`: email me a confirmation of each task I create.",
+            "examples": [True],
+        }
     )
     current_password = current_password_field("Required with `email`.")
 
@@ -130,10 +138,13 @@ class PasswordChangeIn(Schema):
 class UserAdminPatchIn(PatchSchema):
     """What an admin changes about an account."""
 
-    role = Enum(Role)
-    tier = Enum(Tier)
+    role = Enum(Role, metadata={"examples": ["admin"]})
+    tier = Enum(Tier, metadata={"examples": ["pro"]})
     is_active = StrictBoolean(
-        metadata={"description": "`false` ends the user's sessions and API keys at once."}
+        metadata={
+            "description": "`false` ends the user's sessions and API keys at once.",
+            "examples": [False],
+        }
     )
 
 

@@ -8,7 +8,15 @@ from apiflask import Schema, fields, validators
 from marshmallow import ValidationError
 
 from api.models import DeliveryStatus, EventType
-from schemas.common import NO_NUL, Enum, Pagination, PatchSchema, Pattern, StrictBoolean
+from schemas.common import (
+    EXAMPLE_TIME,
+    NO_NUL,
+    Enum,
+    Pagination,
+    PatchSchema,
+    Pattern,
+    StrictBoolean,
+)
 
 _URL_EXAMPLE = "https://hooks.example.com/tasks"
 
@@ -32,7 +40,7 @@ class WebhookIn(Schema):
         validate=[validators.Length(max=2000), URL],
         metadata={
             "description": "Where to POST the events: http or https, on a public address.",
-            "example": _URL_EXAMPLE,
+            "examples": [_URL_EXAMPLE],
         },
     )
     events = fields.List(
@@ -41,7 +49,7 @@ class WebhookIn(Schema):
         validate=[validators.Length(min=1, max=len(EventType)), _distinct],
         metadata={
             "description": "The event types to receive, each once.",
-            "example": ["task.created", "task.status_changed"],
+            "examples": [["task.created", "task.status_changed"]],
             "uniqueItems": True,
         },
     )
@@ -49,7 +57,7 @@ class WebhookIn(Schema):
         load_default=None,
         allow_none=True,
         validate=[validators.Length(max=500), NO_NUL],
-        metadata={"description": "What it is for.", "example": "Sync to the CRM"},
+        metadata={"description": "What it is for.", "examples": ["Sync to the CRM"]},
     )
 
 
@@ -58,38 +66,43 @@ class WebhookPatchIn(PatchSchema, WebhookIn):
 
     url = fields.String(
         validate=[validators.Length(max=2000), URL],
-        metadata={"example": _URL_EXAMPLE},
+        metadata={"examples": [_URL_EXAMPLE]},
     )
     events = fields.List(
         Enum(EventType),
         validate=[validators.Length(min=1, max=len(EventType)), _distinct],
-        metadata={"example": ["task.created"], "uniqueItems": True},
+        metadata={"examples": [["task.created"]], "uniqueItems": True},
     )
     description = fields.String(
-        allow_none=True, validate=[validators.Length(max=500), NO_NUL], metadata={"example": "CRM"}
+        allow_none=True,
+        validate=[validators.Length(max=500), NO_NUL],
+        metadata={"examples": ["CRM"]},
     )
     is_active = StrictBoolean(
-        metadata={"description": "`true` re-enables (and forgets past failures).", "example": True}
+        metadata={
+            "description": "`true` re-enables (and forgets past failures).",
+            "examples": [True],
+        }
     )
 
 
 class WebhookOut(Schema):
-    id = fields.Integer(required=True, metadata={"example": 3})
-    url = fields.String(required=True, metadata={"example": _URL_EXAMPLE})
-    events = fields.List(Enum(EventType), required=True, metadata={"example": ["task.created"]})
-    description = fields.String(required=True, allow_none=True, metadata={"example": "CRM"})
-    is_active = fields.Boolean(required=True, metadata={"example": True})
+    id = fields.Integer(required=True, metadata={"examples": [3]})
+    url = fields.String(required=True, metadata={"examples": [_URL_EXAMPLE]})
+    events = fields.List(Enum(EventType), required=True, metadata={"examples": [["task.created"]]})
+    description = fields.String(required=True, allow_none=True, metadata={"examples": ["CRM"]})
+    is_active = fields.Boolean(required=True, metadata={"examples": [True]})
     disabled_reason = fields.String(
         required=True,
         allow_none=True,
         metadata={
             "description": "Why the server disabled it (a 410, too many failures).",
-            "example": None,
+            "examples": [None],
         },
     )
-    consecutive_failures = fields.Integer(required=True, metadata={"example": 0})
-    created_at = fields.DateTime(required=True)
-    updated_at = fields.DateTime(required=True)
+    consecutive_failures = fields.Integer(required=True, metadata={"examples": [0]})
+    created_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
+    updated_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
 
 
 class WebhookCreatedOut(WebhookOut):
@@ -100,7 +113,7 @@ class WebhookCreatedOut(WebhookOut):
         metadata={
             "description": "Verify each delivery's `webhook-signature` with it (any Standard "
             "Webhooks library). Shown only in this response.",
-            "example": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "examples": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
         },
     )
 
@@ -117,37 +130,45 @@ class WebhookList(Schema):
 
 
 class DeliveryOut(Schema):
-    id = fields.Integer(required=True, metadata={"example": 12})
-    webhook_id = fields.Integer(required=True, metadata={"example": 3})
+    id = fields.Integer(required=True, metadata={"examples": [12]})
+    webhook_id = fields.Integer(required=True, metadata={"examples": [3]})
     message_id = fields.String(
         required=True,
         metadata={
             "description": "The `webhook-id` header: the same on every attempt.",
-            "example": "msg_2Yx0c1G4xVq3Yb9mA6cQ8JpN",
+            "examples": ["msg_2Yx0c1G4xVq3Yb9mA6cQ8JpN"],
         },
     )
-    event_type = fields.String(required=True, metadata={"example": "task.created"})
-    status = Enum(DeliveryStatus, required=True, metadata={"example": "delivered"})
-    attempts = fields.Integer(required=True, metadata={"example": 1})
-    last_attempt_at = fields.DateTime(required=True, allow_none=True)
+    event_type = fields.String(required=True, metadata={"examples": ["task.created"]})
+    status = Enum(DeliveryStatus, required=True, metadata={"examples": ["delivered"]})
+    attempts = fields.Integer(required=True, metadata={"examples": [1]})
+    last_attempt_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"examples": [EXAMPLE_TIME]}
+    )
     last_status_code = fields.Integer(
-        required=True, allow_none=True, metadata={"description": "None: no answer.", "example": 200}
+        required=True,
+        allow_none=True,
+        metadata={"description": "None: no answer.", "examples": [200]},
     )
     last_error = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "Why the last attempt failed.", "example": None},
+        metadata={"description": "Why the last attempt failed.", "examples": [None]},
     )
     last_response_body = fields.String(
         required=True,
         allow_none=True,
-        metadata={"description": "At most 1 KiB of the last answer.", "example": "ok"},
+        metadata={"description": "At most 1 KiB of the last answer.", "examples": ["ok"]},
     )
     next_attempt_at = fields.DateTime(
-        required=True, allow_none=True, metadata={"description": "When it is retried, if it is."}
+        required=True,
+        allow_none=True,
+        metadata={"description": "When it is retried, if it is.", "examples": [EXAMPLE_TIME]},
     )
-    delivered_at = fields.DateTime(required=True, allow_none=True)
-    created_at = fields.DateTime(required=True)
+    delivered_at = fields.DateTime(
+        required=True, allow_none=True, metadata={"examples": [EXAMPLE_TIME]}
+    )
+    created_at = fields.DateTime(required=True, metadata={"examples": [EXAMPLE_TIME]})
 
 
 class DeliveryList(Schema):

@@ -640,7 +640,9 @@ def test_spec_documents_429_and_rate_limit_headers_on_every_api_operation(
     for name in (*RATE_LIMIT_HEADERS, "Retry-After"):
         # 32-bit like every integer of this API, but a Unix time (2038).
         bits = "int64" if name == "X-RateLimit-Reset" else "int32"
-        assert spec["components"]["headers"][name]["schema"] == {"type": "integer", "format": bits}
+        schema = spec["components"]["headers"][name]["schema"]
+        assert (schema["type"], schema["format"]) == ("integer", bits)
+        assert schema["minimum"] == (1 if name == "X-RateLimit-Limit" else 0)
     checked = 0
     for path, method, operation in operations(spec_path):
         where = f"{method.upper()} {path}"

@@ -68,7 +68,7 @@ class UploadHeaders(IdempotencyKeyHeader):
         metadata={
             "description": "Raw-body uploads only: the file's name, as "
             "`attachment; filename=\"…\"` or `attachment; filename*=UTF-8''…`.",
-            "example": 'attachment; filename="notes.txt"',
+            "examples": ['attachment; filename="notes.txt"'],
         },
     )
 
@@ -83,7 +83,7 @@ class RangeHeader(Schema):
         metadata={
             "description": "One byte range (`bytes=0-1023`, `bytes=1024-`, `bytes=-512`): "
             "206 with that part. Several ranges, or a malformed header, get the whole file.",
-            "example": "bytes=0-1023",
+            "examples": ["bytes=0-1023"],
         },
     )
 

@@ -15,12 +15,9 @@ import io
 import json
 import pkgutil
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -28,42 +25,18 @@ import pytest
 
 from api.openapi import SPEC_FILE
 from tests.support.apps import LiveServer
+from tests.support.sdk import PACKAGE, generate_sdk, imported_sdk
 
 pytestmark = pytest.mark.contract
 
-ROOT = Path(__file__).resolve().parents[2]
-CONFIG = ROOT / "contract" / "openapi-python-client.yaml"
-BIN = Path(sys.executable).parent
-PACKAGE = "tasks_api_client"
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
 def sdk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """`tasks_api_client`, generated from the committed spec and imported from a tmp dir."""
-    out = tmp_path_factory.mktemp("sdk")
-    result = subprocess.run(  # noqa: S603 - fixed argv
-        [
-            str(BIN / "openapi-python-client"), "generate",
-            "--path", str(SPEC_FILE),
-            "--config", str(CONFIG),
-            "--meta", "none",
-            "--output-path", str(out / PACKAGE),
-            "--fail-on-warning",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PATH": f"{BIN}:/usr/bin:/bin"},  # its post-hooks run this venv's ruff
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
-    sys.path.insert(0, str(out))
-    try:
-        yield importlib.import_module(PACKAGE)
-    finally:
-        sys.path.remove(str(out))
-        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:
-            del sys.modules[name]
+    with imported_sdk(generate_sdk(tmp_path_factory.mktemp("sdk"))) as package:
+        yield package
 
 
 def submodules(package: ModuleType) -> set[str]:
