@@ -17,9 +17,8 @@ from api.extensions import db
 from api.models import Task, User
 from api.openapi import TasksAPI
 from tests.conftest import make_app
+from tests.support.problems import assert_problem
 
-PROBLEM_MIMETYPE = "application/problem+json"
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "request_id"}
 FIELD_ERROR_KEYS = {"location", "field", "message"}
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -29,23 +28,6 @@ LOGOUT = "/api/v1/auth/logout"
 REGISTER = "/api/v1/auth/register"
 
 AuthHeaders = Callable[..., dict[str, str]]
-
-
-def assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
-    """Check the one error shape (RFC 9457 + request id) and return the body."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == PROBLEM_MIMETYPE
-    body: dict[str, Any] = response.get_json()
-    expected_keys = PROBLEM_KEYS | ({"errors"} if status == 422 else set())
-    assert set(body) == expected_keys
-    assert body["status"] == status
-    assert body["type"]
-    assert body["title"]
-    assert body["detail"]
-    assert body["instance"] == response.request.path
-    assert body["request_id"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
 
 
 def count(app: TasksAPI, model: type[Any]) -> int:

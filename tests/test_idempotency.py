@@ -20,7 +20,7 @@ from api.extensions import db
 from api.models import IdempotencyRecord, RevokedToken, Task, User
 from api.openapi import TasksAPI
 from api.services import tasks
-from tests.test_errors import PROBLEM_KEYS, assert_problem
+from tests.support.problems import PROBLEM_KEYS, assert_problem
 
 TASKS = "/api/v1/tasks"
 KEY = "6f1c2f5e-3c4b-4d39-9c53-2f1d7d0f5a11"

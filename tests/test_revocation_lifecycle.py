@@ -1,0 +1,113 @@
+"""A revocation outlives the tokens it revokes: logout and a password change stay in force
+through `flask purge-expired` until those tokens expire on their own, and not beyond.
+
+The purge deletes revocations whose `expires_at` has passed. Were a revocation to expire
+before its tokens, the purge would bring a logged-out session back to life.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from flask.testing import FlaskClient
+
+from api.extensions import db
+from api.models import RevokedToken, User
+from api.openapi import TasksAPI
+from tests.conftest import PASSWORD, bearer, login
+from tests.support.problems import assert_token_refused
+
+# Also run with the Redis revocation store (see conftest).
+pytestmark = pytest.mark.redis_tier
+
+REFRESH = "/api/v1/auth/refresh"
+LOGOUT = "/api/v1/auth/logout"
+ME = "/api/v1/users/me"
+PASSWORD_CHANGE = "/api/v1/users/me/password"
+# Time between issuing a token and reading the clock in a test: the revocation's expiry is
+# compared to the token's own with this much slack.
+SLACK = timedelta(seconds=30)
+
+
+def claims(token: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return decoded
+
+
+def expiry(token: str) -> datetime:
+    return datetime.fromtimestamp(claims(token)["exp"], UTC)
+
+
+def revocation_expiry(app: TasksAPI, key: str) -> datetime:
+    with app.app_context():
+        row = db.session.get(RevokedToken, key)
+        assert row is not None, f"no revocation {key!r}"
+        expires_at = row.expires_at
+    return expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+
+
+def purge(app: TasksAPI) -> str:
+    result = app.test_cli_runner().invoke(args=["purge-expired"])
+    assert result.exit_code == 0, result.output
+    output: str = result.output
+    return output
+
+
+def test_a_logged_out_session_stays_refused_after_the_purge(
+    app: TasksAPI, client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    make_user("alice")
+    session, other = login(client, "alice"), login(client, "alice")
+    assert client.post(LOGOUT, headers=bearer(session["access_token"])).status_code == 204
+
+    assert "0 revocations" in purge(app)
+
+    assert_token_refused(client.get(ME, headers=bearer(session["access_token"])))
+    assert_token_refused(client.post(REFRESH, headers=bearer(session["refresh_token"])))
+    assert client.get(ME, headers=bearer(other["access_token"])).status_code == 200
+    # The family's revocation ends when its newest token would have (so a purge after
+    # that forgets it), never before.
+    family = claims(session["refresh_token"])["fam"]
+    last = expiry(session["refresh_token"])
+    assert last <= revocation_expiry(app, family) <= last + SLACK
+
+
+def test_tokens_from_before_a_password_change_stay_refused_after_the_purge(
+    app: TasksAPI, client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    user = make_user("alice")
+    old = login(client, "alice")
+    changed = client.put(
+        PASSWORD_CHANGE,
+        json={"password": "a brand new passphrase", "current_password": PASSWORD},
+        headers=bearer(old["access_token"]),
+    )
+    assert changed.status_code == 200, changed.get_json()
+    new = changed.get_json()
+
+    assert "0 revocations" in purge(app)
+
+    assert_token_refused(client.get(ME, headers=bearer(old["access_token"])))
+    assert_token_refused(client.post(REFRESH, headers=bearer(old["refresh_token"])))
+    assert client.get(ME, headers=bearer(new["access_token"])).status_code == 200
+    generation = claims(old["refresh_token"])["gen"]
+    last = expiry(old["refresh_token"])
+    key = f"user:{user.id}:{generation}"
+    assert last <= revocation_expiry(app, key) <= last + SLACK
+
+
+def test_a_rotated_refresh_token_is_revoked_until_it_expires(
+    app: TasksAPI, client: FlaskClient, make_user: Callable[..., User]
+) -> None:
+    make_user("alice")
+    old = login(client, "alice")
+    assert client.post(REFRESH, headers=bearer(old["refresh_token"])).status_code == 200
+
+    assert "0 revocations" in purge(app)
+
+    jti = claims(old["refresh_token"])["jti"]
+    assert revocation_expiry(app, jti) == expiry(old["refresh_token"])
