@@ -10,7 +10,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve test contract lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
+.PHONY: help install run serve test contract mutation lint fmt typecheck security openapi openapi-check spec-validate migrate check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ test: install  ## Run the whole test suite with coverage
 
 contract: install  ## schemathesis CLI, every check, against gunicorn on a fresh database
 	$(BIN)/python -m contract.run_cli --max-examples $${CONTRACT_MAX_EXAMPLES:-50}
+
+# Slow (minutes per module): not part of `check` or CI. MODULE=api/limits.py runs one;
+# tests/mutation.toml lists the modules and their tests. Runs at the lowest CPU priority.
+mutation: install  ## Mutation-test the critical modules; a score per module, survivors listed
+	nice -n 19 $(BIN)/python tests/support/mutation.py $(if $(MODULE),--module $(MODULE))
 
 lint: install  ## ruff check and format check
 	$(BIN)/ruff check .
