@@ -102,10 +102,11 @@ def test_following_next_links_walks_the_whole_filtered_sorted_list(
 
     # By page numbers, from the first page...
     assert walk(client, alice, start, len(expected)) == expected
-    # ...and by cursor: the first page's cursor switches to keyset paging, and from there
-    # on the links carry it.
+    # ...and by cursor: the first page's cursor switches to keyset paging (`page`, if the
+    # client still sends it, plays no part), and from there on the links carry it.
     first = client.get(start, headers=alice).get_json()
-    keyset_start = f"{start}&{urlencode({'after': first['pagination']['next_cursor']})}"
+    cursor = first["pagination"]["next_cursor"]
+    keyset_start = f"{start}&{urlencode({'page': '1', 'after': cursor})}"
     assert walk(client, alice, keyset_start, len(expected)) == expected[2:]
 
 

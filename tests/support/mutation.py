@@ -69,7 +69,9 @@ class Mutant:
     start: tuple[int, int]  # (line, byte column) of the replaced span
     end: tuple[int, int]
     replacement: str
-    description: str  # "original -> replacement", whitespace collapsed; no line number
+    # "lines before -> lines after" (whitespace collapsed, long ones cut to the change); no
+    # line number, so that it still names the mutant when code above it moves.
+    description: str
 
     def apply(self, source: str) -> str:
         lines = source.splitlines(keepends=True)
@@ -114,6 +116,30 @@ def _collapse(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _common(a: str, b: str) -> int:
+    """How many leading characters `a` and `b` share."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _change(before: str, after: str, context: int = 40) -> str:
+    """`before -> after` for the lines a mutant changes, cut down to the change and some
+    context when they are long."""
+    a, b = " ".join(before.split()), " ".join(after.split())
+    if max(len(a), len(b)) <= 2 * context + 40:
+        return f"{a} -> {b}"
+    prefix = _common(a, b)
+    suffix = _common(a[prefix:][::-1], b[prefix:][::-1])
+    start = max(0, prefix - context)
+
+    def cut(text: str) -> str:
+        end = min(len(text), len(text) - suffix + context)
+        return ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+
+    return f"{cut(a)} -> {cut(b)}"
+
+
 def _span(node: ast.expr | ast.stmt) -> tuple[int, int, int, int]:
     """(line, byte column, end line, end byte column) of a parsed node."""
     assert node.end_lineno is not None
@@ -140,7 +166,11 @@ class _Finder(ast.NodeVisitor):
         self, node: ast.expr | ast.stmt, replacement: str, description: str | None = None
     ) -> None:
         line, column, end_line, end_column = _span(node)
-        original = self.segment(node)
+        if description is None:
+            before = "".join(self.lines[line - 1 : end_line])
+            head = self.lines[line - 1].encode()[:column].decode()
+            tail = self.lines[end_line - 1].encode()[end_column:].decode()
+            description = _change(before, head + replacement + tail)
         self.mutants.append(
             Mutant(
                 self.path,
@@ -149,7 +179,7 @@ class _Finder(ast.NodeVisitor):
                 (line, column),
                 (end_line, end_column),
                 replacement,
-                description or f"{_collapse(original)} -> {_collapse(replacement)}",
+                description,
             )
         )
 
@@ -358,6 +388,12 @@ def find_mutants(
         except SyntaxError:
             continue
         valid.append(mutant)
+    seen: dict[str, int] = defaultdict(int)
+    for i, mutant in enumerate(valid):  # the same change on two identical lines: number them
+        seen[mutant.description] += 1
+        if seen[mutant.description] > 1:
+            numbered = f"{mutant.description} #{seen[mutant.description]}"
+            valid[i] = dataclasses.replace(mutant, description=numbered)
     return valid, finder.seen_functions
 
 
@@ -373,10 +409,13 @@ def load_equivalents(path: Path) -> dict[tuple[str, str], str]:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        parts = [part.strip() for part in line.split(" | ")]
-        if len(parts) != 3 or not all(parts):
+        # The mutant may contain " | " itself (a bitwise or): the module is before the
+        # first separator, the reason after the last.
+        module, _, rest = line.partition(" | ")
+        mutant, _, reason = rest.rpartition(" | ")
+        if not (module and mutant and reason):
             raise SystemExit(f"{path}:{number}: expected `module | mutant | reason`")
-        found[(parts[0], parts[1])] = parts[2]
+        found[(module.strip(), mutant.strip())] = reason.strip()
     return found
 
 
@@ -425,6 +464,7 @@ def run_tests(
     if pid == 0:  # the child: never returns
         status = 3
         try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.setpgid(0, 0)
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(fd, 1)
@@ -633,6 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     equivalents = load_equivalents(ROOT / settings["equivalents"])
 
+    # A plain `kill` still removes the scratch copy (SystemExit runs the cleanups).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     preload_libraries(ROOT)
     results: dict[str, list[Outcome]] = {}
     with scratch_copy() as scratch:
