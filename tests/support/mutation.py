@@ -140,6 +140,16 @@ def _change(before: str, after: str, context: int = 40) -> str:
     return f"{cut(a)} -> {cut(b)}"
 
 
+def _defined_names(node: ast.stmt) -> set[str]:
+    """The names a top-level statement defines (a function, a class, a constant)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return {node.name}
+    if isinstance(node, ast.Assign | ast.AnnAssign):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return {t.id for t in targets if isinstance(t, ast.Name)}
+    return set()
+
+
 def _span(node: ast.expr | ast.stmt) -> tuple[int, int, int, int]:
     """(line, byte column, end line, end byte column) of a parsed node."""
     assert node.end_lineno is not None
@@ -209,10 +219,10 @@ class _Finder(ast.NodeVisitor):
         if self.functions is None:
             self.visit(tree)
         else:
-            named = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
             for node in tree.body:
-                if isinstance(node, named) and node.name in self.functions:
-                    self.seen_functions.add(node.name)
+                names = _defined_names(node)
+                if names & set(self.functions):
+                    self.seen_functions |= names
                     self.visit(node)
         return self.mutants
 
@@ -577,7 +587,7 @@ def mutate_module(
     functions = spec.get("functions")
     mutants, seen = find_mutants(scratch, path, functions)
     for missing in sorted(set(functions or ()) - seen):
-        print(f"  warning: {path} has no function {missing!r} (update tests/mutation.toml)")
+        print(f"  warning: {path} does not define {missing!r} (update tests/mutation.toml)")
     if only:
         mutants = [m for m in mutants if only in m.description]
     print(f"\n{path}: {len(mutants)} mutants; baseline run of {len(tests)} test selections")
