@@ -176,25 +176,41 @@ def raw_app(tmp_path: Path) -> Iterator[tuple[TasksAPI, list[bytes]]]:
         @requires(Scope.TASKS_WRITE)
         @idempotent
         def upload() -> tuple[dict[str, Any], int]:
+            """Store the body; answer with the status in `?status=` (201 by default)."""
             ran.append(request.get_data())
-            return {"upload": len(ran), "size": len(request.get_data())}, 201
+            status = int(request.args.get("status", "201"))
+            return {"upload": len(ran), "size": len(request.get_data())}, status
 
         add_user(application, "alice")
         yield application, ran
         dispose(application)
 
 
-def test_a_body_that_is_not_json_is_fingerprinted_by_its_bytes(
-    raw_app: tuple[TasksAPI, list[bytes]],
-) -> None:
-    application, ran = raw_app
+Send = Callable[..., TestResponse]
+
+
+@pytest.fixture
+def send(raw_app: tuple[TasksAPI, list[bytes]]) -> Send:
+    """`send(data, status=201)`: POST `data` to the raw view with alice's token and KEY."""
+    application, _ = raw_app
     client = application.test_client()
     headers = {**bearer(login(client, "alice")["access_token"]), "Idempotency-Key": KEY}
 
-    def send(data: bytes) -> TestResponse:
+    def post_raw(data: bytes, status: int = 201) -> TestResponse:
         return client.post(
-            "/api/v1/uploads", data=data, headers=headers, content_type="application/octet-stream"
+            f"/api/v1/uploads?status={status}",
+            data=data,
+            headers=headers,
+            content_type="application/octet-stream",
         )
+
+    return post_raw
+
+
+def test_a_body_that_is_not_json_is_fingerprinted_by_its_bytes(
+    raw_app: tuple[TasksAPI, list[bytes]], send: Send
+) -> None:
+    application, ran = raw_app
 
     first = send(b"\x89PNG\r\n\x1a\n not json")
     assert first.status_code == 201, first.get_data(as_text=True)
@@ -208,3 +224,28 @@ def test_a_body_that_is_not_json_is_fingerprinted_by_its_bytes(
     assert ran == [b"\x89PNG\r\n\x1a\n not json"]
     with application.app_context():
         assert db.session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 1
+
+
+def test_a_200_answer_is_kept_and_replayed(
+    raw_app: tuple[TasksAPI, list[bytes]], send: Send
+) -> None:
+    _, ran = raw_app
+    first = send(b"data", status=200)
+    assert first.status_code == 200
+    replay = send(b"data", status=200)
+    assert replay.headers["Idempotency-Replayed"] == "true"
+    assert replay.get_data() == first.get_data()
+    assert len(ran) == 1
+
+
+def test_an_error_the_view_answers_without_raising_releases_the_key(
+    raw_app: tuple[TasksAPI, list[bytes]], send: Send
+) -> None:
+    application, ran = raw_app
+    assert send(b"data", status=409).status_code == 409
+    with application.app_context():
+        assert db.session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
+    retry = send(b"data")
+    assert retry.status_code == 201
+    assert "Idempotency-Replayed" not in retry.headers
+    assert len(ran) == 2
