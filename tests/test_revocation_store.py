@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from api.extensions import db
+from api.models import RevokedToken
 from api.openapi import TasksAPI
 from api.services import tokens
 from tests.conftest import UNREACHABLE_REDIS, Clock, bearer, clear_redis, login, redis_config
@@ -107,3 +110,21 @@ def test_an_unreachable_redis_is_logged_again_once_a_minute_has_passed(
     monkeypatch.setattr(tokens, "_last_warning", time.monotonic() - 60.5)
     assert warnings_during(caplog, client, headers) == 1
     assert warnings_during(caplog, client, headers) == 0  # and then quiet for a minute again
+
+
+def test_a_revocation_redis_cannot_take_is_committed_and_logged(
+    build: Build, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tokens, "_last_warning", float("-inf"))
+    app = build(**UNREACHABLE_REDIS)
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="api.services.tokens"):
+        expires = datetime.now(UTC) + timedelta(hours=1)
+        tokens.revoke("family-1", tokens.Revocation.FAMILY, 1, expires)
+        db.session.commit()  # Redis is written after the commit, and fails: no exception
+        assert db.session.get(RevokedToken, "family-1") is not None
+    assert ["Redis failed" in r.getMessage() for r in caplog.records] == [True]
+
+
+def test_only_present_string_claims_become_blocklist_keys() -> None:
+    assert tokens.token_keys({"jti": "j", "fam": "", "sub": "7", "gen": 2}) == ["j", "user:7:2"]
+    assert tokens.token_keys({"jti": 42, "fam": None}) == []
