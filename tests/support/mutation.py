@@ -614,7 +614,7 @@ def mutate_module(
                     outcome = Outcome(mutant, "timeout", seconds)
                 elif status == 0:
                     outcome = Outcome(mutant, "survived", seconds)
-                elif status in (1, 2):  # tests failed, or the module no longer imports
+                elif status in (1, 2) or _import_failed(status, log):
                     outcome = Outcome(mutant, "killed", seconds)
                     found = _failed_tests(log)
                     killers[:] = list(dict.fromkeys([*found, *killers]))
@@ -636,6 +636,12 @@ def mutate_module(
         for description in sorted(stale):
             print(f"    {description}")
     return outcomes
+
+
+def _import_failed(status: int, log: Path) -> bool:
+    """pytest's usage error when the conftest, which imports the app, cannot be loaded:
+    the mutant broke the module at import time (a real kill, not a tool error)."""
+    return status == 4 and "while loading conftest" in log.read_text(errors="replace")
 
 
 def _failed_tests(log: Path) -> list[str]:
