@@ -12,6 +12,8 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from api.openapi import TasksAPI
+from tests.conftest import sql_statements
 from tests.support.problems import assert_problem
 
 API = "/api/v1/tasks"
@@ -143,6 +145,17 @@ def test_an_empty_list_links_its_last_page_as_page_1(
     else:  # past the end: back to the last page there is, not to page 2
         assert query_of(rels["prev"])["page"] == ["1"]
         assert body["pagination"]["prev"] == rels["prev"]
+
+
+def test_an_empty_first_page_costs_one_query(
+    app: TasksAPI, client: FlaskClient, alice: Headers
+) -> None:
+    # The total rides along with the rows (a window count); with no rows on page 1 there
+    # are none at all, which needs no second query to count.
+    with sql_statements(app) as seen:
+        body = get(client, alice, [("status", "completed")]).get_json()
+    assert body["pagination"]["total"] == 0
+    assert len([s for s in seen if "FROM tasks" in s]) == 1
 
 
 def test_prev_from_past_the_end_points_at_the_last_page(
