@@ -14,10 +14,12 @@ from typing import Any
 import jwt
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from api.extensions import db
 from api.models import RevokedToken, User
 from api.openapi import TasksAPI
+from api.services import tokens
 from tests.conftest import PASSWORD, bearer, login
 from tests.support.problems import assert_token_refused
 
@@ -42,10 +44,13 @@ def expiry(token: str) -> datetime:
     return datetime.fromtimestamp(claims(token)["exp"], UTC)
 
 
-def revocation_expiry(app: TasksAPI, key: str) -> datetime:
+def revocation_expiry(app: TasksAPI, key: str, kind: str) -> datetime:
+    """When the revocation under `key` expires; it must be of `kind` (the stored kinds are
+    a persistent format: rows written by one release are read by the next)."""
     with app.app_context():
         row = db.session.get(RevokedToken, key)
         assert row is not None, f"no revocation {key!r}"
+        assert row.token_type == kind
         expires_at = row.expires_at
     return expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
 
@@ -73,7 +78,7 @@ def test_a_logged_out_session_stays_refused_after_the_purge(
     # that forgets it), never before.
     family = claims(session["refresh_token"])["fam"]
     last = expiry(session["refresh_token"])
-    assert last <= revocation_expiry(app, family) <= last + SLACK
+    assert last <= revocation_expiry(app, family, "family") <= last + SLACK
 
 
 def test_tokens_from_before_a_password_change_stay_refused_after_the_purge(
@@ -97,7 +102,7 @@ def test_tokens_from_before_a_password_change_stay_refused_after_the_purge(
     generation = claims(old["refresh_token"])["gen"]
     last = expiry(old["refresh_token"])
     key = f"user:{user.id}:{generation}"
-    assert last <= revocation_expiry(app, key) <= last + SLACK
+    assert last <= revocation_expiry(app, key, "user") <= last + SLACK
 
 
 def test_a_rotated_refresh_token_is_revoked_until_it_expires(
@@ -110,4 +115,16 @@ def test_a_rotated_refresh_token_is_revoked_until_it_expires(
     assert "0 revocations" in purge(app)
 
     jti = claims(old["refresh_token"])["jti"]
-    assert revocation_expiry(app, jti) == expiry(old["refresh_token"])
+    assert revocation_expiry(app, jti, "refresh") == expiry(old["refresh_token"])
+
+
+def test_the_purge_commits_its_deletions(app: TasksAPI, make_user: Callable[..., User]) -> None:
+    owner = make_user("alice")
+    now = datetime.now(UTC)
+    with app.app_context():
+        for jti, expires_at in (("gone", now - timedelta(minutes=1)), ("kept", now + SLACK)):
+            tokens.revoke(jti, tokens.Revocation.FAMILY, owner.id, expires_at)
+        db.session.commit()
+        assert tokens.purge_expired() == 1
+        db.session.rollback()  # nothing left pending: the purge stands on its own
+        assert list(db.session.scalars(select(RevokedToken.jti))) == ["kept"]
