@@ -17,8 +17,9 @@ are left alone.
 
 How it runs: the project is copied to a scratch directory; a baseline run of each
 module's tests, under coverage with per-test contexts, says which tests reach each line.
-A mutant runs only those tests (`-x`); a mutant on a line that runs at import time
-(decorators, class bodies, field factories) runs all the module's tests. Every mutant
+A mutant runs only the tests whose bodies reach its line (`-x`); a mutant on a line that
+runs once per process (imports, decorators, class bodies, field factories, building the
+app in a fixture) runs all the module's tests. Every mutant
 runs in a fresh process, forked from one that has already imported the third-party
 libraries (not the project), so import-time mutants are judged like any other, and each
 has a timeout. Run it at low priority: `nice -n 19`.
@@ -543,7 +544,7 @@ def baseline(
     target = str((scratch / module).resolve())
     contexts: dict[int, set[str]] = defaultdict(set)
     for line, names in (data.contexts_by_lineno(target) or {}).items():
-        contexts[line] = {name.rsplit("|", 1)[0] for name in names}
+        contexts[line] = set(names)  # "tests/...::test_x[sqlite]|run" (|setup, |teardown)
     if not contexts:
         raise SystemExit(f"the baseline run never reached {target}: is it the module tested?")
     return contexts, elapsed
@@ -560,17 +561,20 @@ class Outcome:
 def _selected_tests(
     mutant: Mutant, contexts: dict[int, set[str]], all_tests: Sequence[str], killers: list[str]
 ) -> list[str] | None:
-    """The tests to run for `mutant`: those reaching its lines; every test of the module
-    when only imports reach them; None when nothing does."""
+    """The tests to run for `mutant`: those whose bodies reach its lines. Code that only
+    imports or fixtures reach (module level, decorators, building the app, first-use
+    caches) runs once per process, for whichever test comes first, and any test may
+    notice a change to it: it gets every test of the module. None when nothing reaches it.
+    """
     reached: set[str] = set()
     for line in range(mutant.line, mutant.end_line + 1):
         reached |= contexts.get(line, set())
     if not reached:
         return None
-    tests = sorted(reached - {""})
-    if not tests:  # import-time code: any test may notice (those that killed others first)
+    tests = sorted({name.rsplit("|", 1)[0] for name in reached if name.endswith("|run")})
+    if not tests:  # killers of earlier mutants first: they often kill this one too
         return list(dict.fromkeys([*killers, *all_tests]))
-    first = [t for t in killers if t in reached]
+    first = [t for t in killers if t in tests]
     return first + [t for t in tests if t not in first]
 
 
