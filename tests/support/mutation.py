@@ -583,7 +583,7 @@ def mutate_module(
     spec: dict[str, Any],
     settings: dict[str, Any],
     equivalents: dict[tuple[str, str], str],
-    only: str | None,
+    only: Sequence[str] | None,
     env: dict[str, str],
 ) -> list[Outcome]:
     path: str = spec["path"]
@@ -593,7 +593,7 @@ def mutate_module(
     for missing in sorted(set(functions or ()) - seen):
         print(f"  warning: {path} does not define {missing!r} (update tests/mutation.toml)")
     if only:
-        mutants = [m for m in mutants if only in m.description]
+        mutants = [m for m in mutants if any(text in m.description for text in only)]
     print(f"\n{path}: {len(mutants)} mutants; baseline run of {len(tests)} test selections")
     contexts, elapsed = baseline(scratch, path, tests, env)
     timeout = elapsed * settings["timeout_factor"] + settings["timeout_grace_seconds"]
@@ -677,7 +677,9 @@ def scratch_copy() -> Iterator[Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--module", action="append", help="only this module (repeatable)")
-    parser.add_argument("--only", help="only mutants whose description contains this text")
+    parser.add_argument(
+        "--only", action="append", help="only mutants whose description contains this text"
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     options = parser.parse_args(argv)
 
