@@ -20,7 +20,7 @@ from api.idempotency import idempotent
 from api.models import IdempotencyRecord, Scope, Task, User
 from api.openapi import TasksAPI
 from api.security import requires
-from api.services import tasks
+from api.services import idempotency, tasks
 from tests.conftest import bearer, login
 from tests.support.apps import (
     add_user,
@@ -159,6 +159,21 @@ def test_a_claim_released_while_a_retry_reads_it_is_claimed_again(
     assert "Idempotency-Replayed" not in retry.headers
     assert task_titles(app) == ["Pay rent"]
     assert records(app) == [(KEY, 201)]
+
+
+def test_the_purge_commits_its_deletions(app: TasksAPI, alice: Headers) -> None:
+    with app.app_context():
+        user_id = db.session.scalar(select(User.id).where(User.username == "alice"))
+        now = datetime.now(UTC)
+        for key, expires_at in (("old", now - timedelta(minutes=1)), ("live", now + timedelta(1))):
+            record = IdempotencyRecord(
+                user_id=user_id, key=key, fingerprint="f", expires_at=expires_at
+            )
+            db.session.add(record)
+        db.session.commit()
+        assert idempotency.purge_expired() == 1
+        db.session.rollback()  # nothing left pending: the purge stands on its own
+    assert [key for key, _ in records(app)] == ["live"]
 
 
 # --- a view that takes any body (uploads): the raw bytes are the request ----------------
