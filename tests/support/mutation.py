@@ -17,9 +17,9 @@ are left alone.
 
 How it runs: the project is copied to a scratch directory; a baseline run of each
 module's tests, under coverage with per-test contexts, says which tests reach each line.
-A mutant runs only the tests whose bodies reach its line (`-x`); a mutant on a line that
-runs once per process (imports, decorators, class bodies, field factories, building the
-app in a fixture) runs all the module's tests. Every mutant
+A mutant runs the tests whose bodies reach its line (`-x`); a mutant on a line that also
+runs once per process or per app (imports, decorators, class bodies, field factories,
+building the app in a fixture) runs all the module's tests after them. Every mutant
 runs in a fresh process, forked from one that has already imported the third-party
 libraries (not the project), so import-time mutants are judged like any other, and each
 has a timeout. Run it at low priority: `nice -n 19`.
@@ -561,10 +561,13 @@ class Outcome:
 def _selected_tests(
     mutant: Mutant, contexts: dict[int, set[str]], all_tests: Sequence[str], killers: list[str]
 ) -> list[str] | None:
-    """The tests to run for `mutant`: those whose bodies reach its lines. Code that only
-    imports or fixtures reach (module level, decorators, building the app, first-use
-    caches) runs once per process, for whichever test comes first, and any test may
-    notice a change to it: it gets every test of the module. None when nothing reaches it.
+    """The tests to run for `mutant`, those most likely to kill it first; None when nothing
+    reaches its lines.
+
+    Tests whose bodies reach the lines come first. Code that imports or fixtures also reach
+    (module level, decorators, building an app, first-use caches) runs once per process or
+    per app, for whichever test comes first, and any test may notice a change to it: then
+    every test of the module follows (those that killed earlier mutants first).
     """
     reached: set[str] = set()
     for line in range(mutant.line, mutant.end_line + 1):
@@ -572,10 +575,10 @@ def _selected_tests(
     if not reached:
         return None
     tests = sorted({name.rsplit("|", 1)[0] for name in reached if name.endswith("|run")})
-    if not tests:  # killers of earlier mutants first: they often kill this one too
-        return list(dict.fromkeys([*killers, *all_tests]))
-    first = [t for t in killers if t in tests]
-    return first + [t for t in tests if t not in first]
+    ordered = [t for t in killers if t in tests] + tests
+    if any(not name.endswith("|run") for name in reached):
+        ordered += [*killers, *all_tests]
+    return list(dict.fromkeys(ordered))
 
 
 def mutate_module(
