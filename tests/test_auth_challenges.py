@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask.testing import FlaskClient
+from flask_jwt_extended import create_access_token
 
 from api.models import User
+from api.openapi import TasksAPI
 from tests.conftest import bearer, login
 from tests.support.problems import assert_token_refused
 
@@ -41,3 +43,12 @@ def test_a_token_of_the_wrong_type_is_refused_naming_the_type_needed(
         method = client.post if path == REFRESH else client.get
         body = assert_token_refused(method(path, headers=bearer(token)))
         assert body["detail"] == f"This operation needs {needed} token."
+
+
+def test_a_signed_token_naming_no_user_id_is_refused(app: TasksAPI, client: FlaskClient) -> None:
+    # Signed with this server's key (another deployment sharing it, an older format): the
+    # subject must still be a user id.
+    with app.app_context():
+        token = create_access_token("not-a-number", additional_claims={"fam": "f", "gen": 0})
+    body = assert_token_refused(client.get(ME, headers=bearer(token)))
+    assert body["detail"] == "The token's user does not exist or is inactive."
