@@ -14,7 +14,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-runtime node-tools run serve worker test test-e2e contract lint fmt typecheck security openapi openapi-check spec-validate spec-lint spec-diff migrate docs docs-check hadolint check lock bench clean
+.PHONY: help install install-runtime node-tools run serve worker test test-e2e contract mutation lint fmt typecheck security openapi openapi-check spec-validate spec-lint spec-diff migrate docs docs-check hadolint check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -86,6 +86,11 @@ test-e2e: install  ## Run only the end-to-end tests (tests/e2e/)
 
 contract: install  ## schemathesis CLI, every check, against gunicorn on a fresh database
 	$(BIN)/python -m contract.run_cli --max-examples $${CONTRACT_MAX_EXAMPLES:-50}
+
+# Slow (minutes per module): not part of `check` or CI. MODULE=api/limits.py runs one;
+# tests/mutation.toml lists the modules and their tests. Runs at the lowest CPU priority.
+mutation: install  ## Mutation-test the critical modules; a score per module, survivors listed
+	nice -n 19 $(BIN)/python tests/support/mutation.py $(if $(MODULE),--module $(MODULE))
 
 lint: install  ## ruff check and format check
 	$(BIN)/ruff check .

@@ -54,7 +54,7 @@ def claim(user_id: int, key: str, fingerprint: str) -> Replay | None:
             IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
         )
     )
-    if record is None:  # pragma: no cover - released by its owner a moment ago
+    if record is None:  # released by its owner a moment ago: claim it afresh
         return claim(user_id, key, fingerprint)
     if record.fingerprint != fingerprint:
         raise KeyReusedError
