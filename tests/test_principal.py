@@ -279,3 +279,16 @@ def test_every_app_counts_with_a_limiter_of_its_own(
         assert client_at(target, "203.0.113.77").get(TASKS).status_code == 401
     for target in (app, second_app):
         assert client_at(target, "203.0.113.77").get(TASKS).status_code == 429
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
+def test_the_authorization_scheme_is_case_insensitive(
+    client: FlaskClient, auth: Callable[..., dict[str, str]], scheme: str
+) -> None:
+    """RFC 9110 §11.1: the scheme name is case-insensitive; the principal resolver and the
+    limiter read the credential the same way, whatever its spelling."""
+    token = auth("alice")["Authorization"].split(" ", 1)[1]
+    response = client.get("/api/v1/users/me", headers={"Authorization": f"{scheme} {token}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["username"] == "alice"
+    assert response.headers["X-RateLimit-Limit"] == "120"  # the free tier's, not anonymous 60
