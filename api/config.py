@@ -290,7 +290,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("GUNICORN_TIMEOUT", INT, 30, "Seconds before a silent worker is killed and replaced.", scope="serving"),
     S("GUNICORN_GRACEFUL_TIMEOUT", INT, 30, "SIGTERM lets in-flight requests finish this long, then exits 0.", scope="serving"),
     S("GUNICORN_MAX_REQUESTS", INT, 0, "Recycle a worker after this many requests (jittered; 0: never).", scope="serving"),
-    S("GUNICORN_LIMIT_REQUEST_LINE", INT, 0, "Longest request line gunicorn accepts (0: unbounded; bound it at the proxy).", scope="serving"),
+    S("GUNICORN_LIMIT_REQUEST_LINE", INT, 8190, "Longest request line gunicorn accepts (longer: its HTML 414); 0 is unbounded, only behind a proxy that bounds it.", scope="serving"),
     S("GUNICORN_LOG_LEVEL", TEXT, "info", "gunicorn's own log level.", scope="serving"),
     S("PROMETHEUS_MULTIPROC_DIR", TEXT, None, "Directory where each gunicorn worker writes its metrics; gunicorn empties it at start.", scope="serving"),
     # Tests and tooling

@@ -115,11 +115,11 @@ class ThreadExecutor:
         while True:
             try:
                 with self.app.app_context():
+                    self.heartbeat.beat_if_due()
                     if not scheduled:
                         # Once per process, as soon as the database answers.
                         schedule_recurring()
                         scheduled = True
-                    self.heartbeat.beat_if_due()
                     requeue_orphans()
                     due = due_job_ids()
             except Exception as error:

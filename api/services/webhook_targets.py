@@ -56,7 +56,10 @@ def _check_address(address: IPAddress) -> None:
 
 
 def _split(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:  # an unbalanced IPv6 bracket, say: `https://]x`
+        raise RefusedTargetError(f"The URL cannot be parsed: {error}.") from error
     if parts.scheme not in SCHEMES:
         raise RefusedTargetError("Only http and https URLs can receive webhooks.")
     if not parts.hostname:

@@ -21,7 +21,7 @@ from tests.support.sdk import generate_sdk
 
 pytestmark = pytest.mark.contract
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # The SDK is imported from MYPYPATH here, where a user has it pip-installed; mypy reports
 # no errors inside installed packages, and `--follow-imports=silent` does the same here

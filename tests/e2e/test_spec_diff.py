@@ -20,7 +20,7 @@ import pytest
 
 pytestmark = pytest.mark.contract
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -54,18 +54,33 @@ class Repo:
         )  # fmt: skip
 
 
+# The version main's spec is at; the copy releases it, so each test starts from a release.
+CURRENT = json.loads((ROOT / "openapi" / "openapi.json").read_text())["info"]["version"]
+MAJOR = int(CURRENT.split(".")[0])
+NEXT_MAJOR, NEXT_MINOR = f"{MAJOR + 1}.0.0", f"{MAJOR}.{int(CURRENT.split('.')[1]) + 1}.0"
+
+
 @pytest.fixture
 def repo(node_tools: Path, tmp_path: Path) -> Repo:
+    """The repository just after releasing main's version: its spec kept under releases/
+    and its changelog entry dated."""
     shutil.copytree(ROOT / "openapi", tmp_path / "openapi")
-    shutil.copy(ROOT / "CHANGELOG.md", tmp_path / "CHANGELOG.md")
+    releases = tmp_path / "openapi" / "releases"
+    shutil.copy(tmp_path / "openapi" / "openapi.json", releases / f"{CURRENT}.json")
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    released = changelog.replace(f"## [{CURRENT}] - unreleased", f"## [{CURRENT}] - 2026-12-02")
+    released = released.replace(
+        f"[{CURRENT}]: openapi/openapi.json", f"[{CURRENT}]: openapi/releases/{CURRENT}.json"
+    )
+    (tmp_path / "CHANGELOG.md").write_text(released)
     return Repo(tmp_path, node_tools / "optic")
 
 
 def make_breaking(spec: dict[str, Any]) -> None:
     """What an integrator's SDK and CI break on: a request field that becomes required
-    (issue #10's `current_password`) and a renamed operationId."""
-    change = spec["components"]["schemas"]["PasswordChangeIn"]
-    change["required"] = sorted({*change.get("required", []), "current_password"})
+    and a renamed operationId."""
+    change = spec["components"]["schemas"]["WebhookIn"]
+    change["required"] = sorted({*change.get("required", []), "description"})
     spec["paths"]["/api/v1/tags"]["get"]["operationId"] = "listMyTags"
 
 
@@ -78,7 +93,7 @@ def announce(repo: Repo, version: str, section: str, text: str) -> None:
 def test_the_spec_passes_against_the_newest_release(repo: Repo) -> None:
     result = repo.gate()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "against release 1.0.0: no unannounced breaking change" in result.stdout
+    assert f"against release {CURRENT}: no unannounced breaking change" in result.stdout
 
 
 def test_a_breaking_change_fails_naming_operation_field_and_rule(repo: Repo) -> None:
@@ -87,10 +102,10 @@ def test_a_breaking_change_fails_naming_operation_field_and_rule(repo: Repo) -> 
     repo.write(spec)
     result = repo.gate()
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "2 breaking change(s) since 1.0.0" in result.stderr
+    assert f"2 breaking change(s) since {CURRENT}" in result.stderr
     assert (
-        "PUT /api/v1/users/me/password (changePassword): request body application/json "
-        "property current_password: [prevent changing request property to required]"
+        "POST /api/v1/webhooks (createWebhook): request body application/json "
+        "property description: [prevent changing request property to required]"
     ) in result.stderr
     assert "GET /api/v1/tags (listTags): operationId: [keep operationIds]" in result.stderr
 
@@ -98,23 +113,23 @@ def test_a_breaking_change_fails_naming_operation_field_and_rule(repo: Repo) -> 
 def test_a_breaking_change_passes_with_a_major_version_that_announces_it(repo: Repo) -> None:
     spec = repo.spec()
     make_breaking(spec)
-    spec["info"]["version"] = "2.0.0"
+    spec["info"]["version"] = NEXT_MAJOR
     repo.write(spec)
     changelog = repo.root / "CHANGELOG.md"
-    announce(repo, "2.0.0", "Changed", "- `changePassword`: `current_password` is required.")
+    announce(repo, NEXT_MAJOR, "Changed", "- `createWebhook`: `description` is required.")
     result = repo.gate()
     assert result.returncode == 1  # a major version alone announces nothing
     assert "does not announce" in result.stderr
-    assert "(changePassword): request body" in result.stderr
+    assert "(createWebhook): request body" in result.stderr
     assert "(listTags)" in result.stderr
 
     changelog.write_text(
-        changelog.read_text().replace("### Changed\n- `change", "### Breaking\n- `change")
+        changelog.read_text().replace("### Changed\n- `createW", "### Breaking\n- `createW")
     )
     result = repo.gate()
     assert result.returncode == 1  # the renamed listTags is not announced yet
     assert "(listTags)" in result.stderr
-    assert "(changePassword)" not in result.stderr
+    assert "(createWebhook)" not in result.stderr
 
     changelog.write_text(
         changelog.read_text().replace(
@@ -124,9 +139,7 @@ def test_a_breaking_change_passes_with_a_major_version_that_announces_it(repo: R
     result = repo.gate()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 announced breaking change(s)" in result.stdout
-    assert "(changePassword): request body application/json property current_password" in (
-        result.stdout
-    )
+    assert "(createWebhook): request body application/json property description" in (result.stdout)
 
 
 def test_additive_changes_pass(repo: Repo) -> None:
@@ -149,14 +162,10 @@ def test_additive_changes_pass(repo: Repo) -> None:
     spec["paths"]["/api/v1/tags/{name}"]["get"]["parameters"] = [
         {"in": "path", "name": "name", "required": True, "schema": {"type": "string"}}
     ]
+    spec["info"]["version"] = NEXT_MINOR
     repo.write(spec)
-    # what a developer adds to the entry of the version under way
-    changelog = repo.root / "CHANGELOG.md"
-    text = changelog.read_text()
-    version = spec["info"]["version"]
-    heading = f"## [{version}] - unreleased\n\n### Added\n"
-    assert heading in text
-    changelog.write_text(text.replace(heading, heading + "- `getTag`: one tag by name.\n"))
+    # what a developer adds: the next minor version's entry
+    announce(repo, NEXT_MINOR, "Added", "- `getTag`: one tag by name.")
     result = repo.gate()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no unannounced breaking change" in result.stdout
