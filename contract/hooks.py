@@ -41,6 +41,9 @@ What the run leaves alone, and why (each is data the spec cannot describe):
   that only the raw form needs: no schema can tie a header to the body's media type); an
   empty file, or a raw one without a name, is a 422 naming `file` or `Content-Disposition`
   alone, which is not a failure to accept valid data (tests/test_attachments.py).
+- A case labelled negative whose own phase says it is a positive test case is not a
+  failure when it is accepted: schemathesis 4.32 keeps the negative label when it cannot
+  negate anything (a binary file part takes any bytes) and sends valid data instead.
 - A positive case carries header values that its own schema accepts: schemathesis 4.32's
   coverage phase cannot draw a header whose `pattern` needs punctuation (If-Match's
   quoted entity tags) and sends `0...0` labelled positive instead.
@@ -74,7 +77,7 @@ from hypothesis import strategies as st
 from hypothesis.internal.conjecture import optimiser
 from jsonschema import Draft202012Validator
 from schemathesis.auths import AuthContext, SelectiveAuthProvider
-from schemathesis.core.failures import Failure
+from schemathesis.core.failures import AcceptedNegativeData, Failure
 from schemathesis.core.transport import Response
 from schemathesis.filters import FilterSet
 from schemathesis.generation.case import Case
@@ -313,6 +316,8 @@ DATETIME_BOUNDS_START = "Between 0001-01-02T00:00:00Z and 9999-12-30T23:59:59Z"
 def filter_failure(context: HookContext, failure: Failure, case: Case, response: Response) -> bool:
     """Keep every failure but the 422s for values only the server mints, or that break a
     rule only a description states (module docstring)."""
+    if isinstance(failure, AcceptedNegativeData) and labelled_negative_but_positive(case):
+        return False
     if isinstance(failure, RejectedPositiveData) and response.status_code == 422:
         errors = response.json().get("errors", [])
         if refused_by_a_described_rule(operation_id(case.operation), errors):
@@ -335,6 +340,12 @@ def filter_failure(context: HookContext, failure: Failure, case: Case, response:
             name == "uploadAttachment" and fields in UPLOAD_RULES_NO_SCHEMA_STATES
         )
     return True
+
+
+def labelled_negative_but_positive(case: Case) -> bool:
+    """Negative mode, but nothing negated: the phase describes a positive test case."""
+    description = str(getattr(case.meta.phase.data, "description", "")) if case.meta else ""
+    return description.strip().lower() == "positive test case"
 
 
 # uploadAttachment's 422s for rules no schema can state: the file must not be empty (a
