@@ -9,6 +9,7 @@ polling reader skip an event.
 
 from __future__ import annotations
 
+import io
 import random
 import threading
 import time
@@ -246,3 +247,36 @@ def test_concurrent_writers_never_make_a_reader_skip_an_event(postgres_url: str)
         with app.app_context():
             db.drop_all()
         dispose(app)
+
+
+def test_attachments_are_in_the_feed_created_and_deleted(
+    client: FlaskClient, alice: Headers
+) -> None:
+    """An upload records `attachment.created` (the data as `getAttachment` shows it) and a
+    delete `attachment.deleted`; deleting a task records its attachments' deletions, then
+    its own, all in the change's transaction."""
+    task_id = client.post(TASKS, json={"title": "With files"}, headers=alice).get_json()["id"]
+    uploads = f"{TASKS}/{task_id}/attachments"
+
+    def upload(name: str) -> Json:
+        body = {"file": (io.BytesIO(f"bytes of {name}".encode()), name)}
+        response = client.post(uploads, data=body, headers=alice)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        created: Json = response.get_json()
+        return created
+
+    first, second = upload("a.txt"), upload("b.txt")
+    assert client.delete(f"{uploads}/{first['id']}", headers=alice).status_code == 204
+    assert client.delete(f"{TASKS}/{task_id}", headers=alice).status_code == 204
+
+    events = [(e["type"], e["data"]) for e in feed(client, alice)["data"]]
+    assert events == [
+        ("task.created", events[0][1]),
+        ("attachment.created", first),
+        ("attachment.created", second),
+        ("attachment.deleted", {"id": first["id"]}),
+        ("attachment.deleted", {"id": second["id"]}),
+        ("task.deleted", {"id": task_id}),
+    ]
+    # The upload's answer is what the event carries; both are gone with the task.
+    assert client.get(f"{uploads}/{second['id']}", headers=alice).status_code == 404
