@@ -145,10 +145,10 @@ def _exchange(request: dict[str, Any], timeout: httpx.Timeout) -> Attempt:
                     break
             text = kept[:MAX_KEPT_BODY].decode("utf-8", errors="replace")
             return Attempt(status_code=response.status_code, body=text)
-    except httpx.TimeoutException:
-        return Attempt(
-            error=f"Timed out (connect {timeout.connect:g} s, total {timeout.read:g} s)."
-        )
+    except httpx.ConnectTimeout:
+        return Attempt(error=f"No connection within {timeout.connect:g} s.")
+    except httpx.TimeoutException:  # the same words as the deadline's, whichever comes first
+        return Attempt(error=f"No complete answer within {timeout.read:g} s.")
     except httpx.HTTPError as error:
         return Attempt(error=f"{type(error).__name__}: {error}"[:500])
 
