@@ -72,7 +72,7 @@ def server_env(database_url: str, workdir: Path) -> dict[str, str]:
         # Cheap hashing: the run logs in for every logout and refresh it sends.
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_COST": "8",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("CONTRACT_LOG_LEVEL", "WARNING"),
     }
 
 
