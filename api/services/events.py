@@ -83,15 +83,20 @@ def record(type_: EventType, owner_id: int, data: dict[str, Any]) -> Event:
     return event
 
 
+# Built once: every change dumps its resource through them (a dump keeps no state).
+_TASK_OUT = TaskOut()
+_ATTACHMENT_OUT = AttachmentOut()
+
+
 def task_data(task: Task) -> dict[str, Any]:
     """A task as `TaskOut` shows it (JSON-ready), for the events about it."""
-    dumped: dict[str, Any] = TaskOut().dump(task)
+    dumped: dict[str, Any] = _TASK_OUT.dump(task)
     return dumped
 
 
 def attachment_data(attachment: Attachment) -> dict[str, Any]:
     """An attachment as `AttachmentOut` shows it (JSON-ready), for `attachment.created`."""
-    dumped: dict[str, Any] = AttachmentOut().dump(attachment)
+    dumped: dict[str, Any] = _ATTACHMENT_OUT.dump(attachment)
     return dumped
 
 
