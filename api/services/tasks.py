@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import orjson
@@ -13,8 +14,10 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Select,
     Text,
     and_,
+    bindparam,
     case,
     func,
     not_,
@@ -58,47 +61,93 @@ _SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
 }
 
 
-def overdue() -> ColumnElement[bool]:
+# A listing's sort: (name, descending) pairs, ties broken by id (`_sort_keys`).
+SortKeys = tuple[tuple[str, bool], ...]
+
+
+def overdue(now: Any = None) -> ColumnElement[bool]:
     """Past due and not completed. Spelled out for NULLs: a task with no due date is never
-    overdue."""
+    overdue. `now` is the clock's (or a bound parameter's, in a statement built once)."""
     return (
         Task.due_date.is_not(None)
-        & (Task.due_date < clock.now())
+        & (Task.due_date < (clock.now() if now is None else now))
         & (Task.status != TaskStatus.COMPLETED.value)
     )
 
 
-def task_filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
-    """The conditions that select the tasks `user` may see (admins: everyone's) that match
-    the filters in `query`; listTasks and reports share them."""
-    conditions: list[ColumnElement[bool]] = []
+# The filters a task listing can combine, each a condition on values that `value(name)`
+# gives: bound parameters in a listing's statement, built once per shape (which filters,
+# which sort, which kind of page) and run with each request's values (`_filter_values`);
+# the values themselves in a report's statements.
+Value = Callable[[str], Any]
+_FILTERS: dict[str, Callable[[Value], ColumnElement[bool]]] = {
+    "owner_id": lambda value: Task.owner_id == value("owner_id"),
+    "status": lambda value: Task.status.in_(value("status")),
+    "priority": lambda value: Task.priority.in_(value("priority")),
+    "tag": lambda value: Task.tags.any(Tag.name == value("tag")),
+    "q": lambda value: or_(
+        Task.title.icontains(value("q"), escape=_LIKE_ESCAPE),
+        Task.description.icontains(value("q"), escape=_LIKE_ESCAPE),
+    ),
+    "due_before": lambda value: Task.due_date < value("due_before"),
+    "due_after": lambda value: Task.due_date > value("due_after"),
+    "overdue": lambda value: overdue(value("now")),
+    "not_overdue": lambda value: not_(overdue(value("now"))),
+}
+_LISTS = frozenset({"status", "priority"})
+_LIKE_ESCAPE = "/"
+
+
+def _like_escaped(text: str) -> str:
+    """`text` matched literally by LIKE: its wildcards and the escape character escaped."""
+    for special in (_LIKE_ESCAPE, "%", "_"):
+        text = text.replace(special, _LIKE_ESCAPE + special)
+    return text
+
+
+def _filter_values(user: User, query: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The filters (`_FILTERS`' names) that select the tasks `user` may see (admins:
+    everyone's) matching `query`, and their parameters."""
     owner_id = query.get("owner_id")
     if owner_id is not None and not user.is_admin:
         raise ForbiddenError("Only admins can filter by owner_id.")
-    if not user.is_admin:
-        conditions.append(Task.owner_id == user.id)
-    elif owner_id is not None:
-        conditions.append(Task.owner_id == owner_id)
-    if query.get("status"):
-        conditions.append(Task.status.in_(query["status"]))
-    if query.get("priority"):
-        conditions.append(Task.priority.in_(query["priority"]))
-    if "tag" in query:
-        conditions.append(Task.tags.any(Tag.name == query["tag"]))
+    filters: list[str] = []
+    values: dict[str, Any] = {}
+    if not user.is_admin or owner_id is not None:
+        filters.append("owner_id")
+        values["owner_id"] = user.id if owner_id is None else owner_id
+    for name in ("status", "priority"):
+        if query.get(name):
+            filters.append(name)
+            values[name] = list(query[name])
+    for name in ("tag", "due_before", "due_after"):
+        if name in query:
+            filters.append(name)
+            values[name] = query[name]
     if "q" in query:
-        conditions.append(
-            or_(
-                Task.title.icontains(query["q"], autoescape=True),
-                Task.description.icontains(query["q"], autoescape=True),
-            )
-        )
-    if "due_before" in query:
-        conditions.append(Task.due_date < query["due_before"])
-    if "due_after" in query:
-        conditions.append(Task.due_date > query["due_after"])
+        filters.append("q")
+        values["q"] = _like_escaped(query["q"])
     if "overdue" in query:
-        conditions.append(overdue() if query["overdue"] else not_(overdue()))
-    return conditions
+        filters.append("overdue" if query["overdue"] else "not_overdue")
+        values["now"] = clock.now()
+    return tuple(filters), values
+
+
+def _bound(name: str) -> Any:
+    return bindparam(name, expanding=name in _LISTS)
+
+
+@cache
+def _conditions(filters: tuple[str, ...]) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of these filters, on bound parameters (built once per set)."""
+    return tuple(_FILTERS[name](_bound) for name in filters)
+
+
+def task_filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
+    """The conditions, with their values, that select the tasks `user` may see (admins:
+    everyone's) that match the filters in `query`; listTasks and reports share them."""
+    filters, values = _filter_values(user, query)
+    return [_FILTERS[name](values.__getitem__) for name in filters]
 
 
 class _JSONList(TypeDecorator[list[Any]]):
@@ -149,13 +198,7 @@ def _columns(attributes: tuple[str, ...], dialect: str, rows: FromClause) -> lis
     ]
 
 
-@cache
-def _table_columns(attributes: tuple[str, ...], dialect: str) -> tuple[Any, ...]:
-    # Built once per shape: building SQL expressions costs more than running this query.
-    return tuple(_columns(attributes, dialect, Task.__table__))
-
-
-def _ordering(keys: list[tuple[str, bool]], columns: Any) -> list[ColumnElement[Any]]:
+def _ordering(keys: SortKeys, columns: Any) -> list[ColumnElement[Any]]:
     """ORDER BY `keys` over `columns` (the table's, or a subquery's)."""
     order = []
     for name, descending in keys:
@@ -164,10 +207,62 @@ def _ordering(keys: list[tuple[str, bool]], columns: Any) -> list[ColumnElement[
     return order
 
 
-def _sort_keys(query: dict[str, Any]) -> list[tuple[str, bool]]:
+def _sort_keys(query: dict[str, Any]) -> SortKeys:
     """The query's sort, with ties broken by id (unless it sorts by id already)."""
-    keys: list[tuple[str, bool]] = query["sort"]
-    return keys if any(name == "id" for name, _ in keys) else [*keys, ("id", False)]
+    keys = tuple(query["sort"])
+    return keys if any(name == "id" for name, _ in keys) else (*keys, ("id", False))
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """The statements of one shape of task listing, built once (`_listing`)."""
+
+    page: Select[Any]  # the page's rows, each with the listing's total
+    count: Select[Any]  # the total alone (for a page past the end, which brings no row)
+
+
+@lru_cache(maxsize=512)
+def _listing(
+    filters: tuple[str, ...],
+    keys: SortKeys,
+    kind: str,
+    wanted: tuple[str, ...],
+    dialect: str,
+) -> _Listing:
+    """The statements for a listing of this shape, with bound parameters for every value
+    (the filters', `limit`, `offset`, the cursor's `after_N`). Building SQL costs more than
+    running this query on SQLite, so it is done once per shape, not per request."""
+    conditions = _conditions(filters)
+    table = Task.__table__.c
+    count = select(func.count()).select_from(Task).where(*conditions)
+    # The total of the whole filtered list (cursor or not) as an uncorrelated subquery:
+    # computed once per statement, where a window count would sort every matching row.
+    total = count.correlate(None).scalar_subquery().label("total")
+    order = _ordering(keys, table)
+    if kind == "offset":
+        # The page first, then its tags: computed in the SELECT list, they would be
+        # computed for every row that OFFSET skips too.
+        found = (
+            select(*(table[name] for name in wanted if name not in _COMPUTED), total)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(bindparam("limit"))
+            .offset(bindparam("offset"))
+            .subquery("page")
+        )
+        page = select(*_columns(wanted, dialect, found), found.c.total).order_by(
+            *_ordering(keys, found.c)
+        )
+    else:  # the first page, or any page after a cursor: nothing to skip
+        page = (
+            select(*_columns(wanted, dialect, Task.__table__), total)
+            .where(*conditions)
+            .order_by(*order)
+            .limit(bindparam("limit"))
+        )
+        if kind == "after":
+            page = page.where(_after(keys))
+    return _Listing(page, count)
 
 
 def list_tasks(user: User, query: dict[str, Any], attributes: tuple[str, ...]) -> Page:
@@ -179,54 +274,31 @@ def list_tasks(user: User, query: dict[str, Any], attributes: tuple[str, ...]) -
     (keyset: every page costs the same). Either way the page carries the cursor of its
     last row, so a client can switch to keyset paging at any point.
     """
-    conditions = task_filters(user, query)
+    filters, values = _filter_values(user, query)
     keys = _sort_keys(query)
     page, per_page = query["page"], query["per_page"]
-    wanted = tuple(dict.fromkeys([*attributes, *(name for name, _ in keys)]))
-    table = Task.__table__.c
-    # The total of the whole filtered list (cursor or not) as an uncorrelated subquery:
-    # computed once per statement, where a window count would sort every matching row.
-    total = (
-        select(func.count()).select_from(Task).where(*conditions).correlate(None)
-    ).scalar_subquery()
-    dialect = db.session.get_bind().dialect.name
-    keyset = "after" in query
-    skipped = 0 if keyset else (page - 1) * per_page
-    if skipped == 0:  # the first page, or any page after a cursor: nothing to skip
-        stmt = (
-            select(*_table_columns(wanted, dialect), total.label("total"))
-            .where(*conditions)
-            .order_by(*_ordering(keys, table))
-            .limit(per_page)
-        )
-        if keyset:
-            stmt = stmt.where(_after(keys, _decode_cursor(query, keys)))
+    values["limit"] = per_page
+    if "after" in query:
+        kind = "after"
+        values.update(_cursor_params(_decode_cursor(query, keys)))
+    elif page > 1:
+        kind = "offset"
+        values["offset"] = (page - 1) * per_page
     else:
-        # The page first, then its tags: computed in the SELECT list, they would be
-        # computed for every row that OFFSET skips too.
-        found = (
-            select(*(table[name] for name in wanted if name not in _COMPUTED), total.label("total"))
-            .where(*conditions)
-            .order_by(*_ordering(keys, table))
-            .limit(per_page)
-            .offset(skipped)
-            .subquery("page")
-        )
-        stmt = select(*_columns(wanted, dialect, found), found.c.total).order_by(
-            *_ordering(keys, found.c)
-        )
-    rows = db.session.execute(stmt).all()
+        kind = "first"
+    wanted = tuple(dict.fromkeys([*attributes, *(name for name, _ in keys)]))
+    # Core, not the ORM session's execute: rows, not objects, and no ORM compile step.
+    connection = db.session.connection()
+    listing = _listing(filters, keys, kind, wanted, connection.dialect.name)
+    rows = connection.execute(listing.page, values).all()
     if rows:
         count = int(rows[0].total)
-    elif page == 1 and not keyset:
+    elif kind == "first":
         count = 0
     else:  # past the end: no row brought the total along
-        count = db.session.scalar(select(func.count(Task.id)).where(*conditions)) or 0
-    items = list(rows)
-    cursor = (
-        _encode_cursor(keys, items[-1]) if len(items) == per_page and _keyset_ok(keys) else None
-    )
-    return Page(items, page, per_page, count, keyset=True, next_cursor=cursor)
+        count = connection.execute(listing.count, values).scalar_one()
+    cursor = _encode_cursor(keys, rows[-1]) if len(rows) == per_page and _keyset_ok(keys) else None
+    return Page(rows, page, per_page, count, keyset=True, next_cursor=cursor)
 
 
 # --- keyset cursors ----------------------------------------------------------------------
@@ -236,7 +308,7 @@ _NULLABLE_SORT_KEYS = frozenset({"due_date"})
 _DATETIME_KEYS = frozenset({"created_at", "updated_at"})
 
 
-def _keyset_ok(keys: list[tuple[str, bool]]) -> bool:
+def _keyset_ok(keys: SortKeys) -> bool:
     return not any(name in _NULLABLE_SORT_KEYS for name, _ in keys)
 
 
@@ -247,17 +319,22 @@ def _key_value(task: Any, name: str) -> Any:
     return value.isoformat() if name in _DATETIME_KEYS else value
 
 
-def _signature(keys: list[tuple[str, bool]]) -> str:
+def _signature(keys: SortKeys) -> str:
     return ",".join(("-" if d else "") + n for n, d in keys)
 
 
 def _cursor_serializer() -> URLSafeSerializer:
     # Signed with the app's secret: a cursor the server did not mint is refused before any
     # of its values reach a query (where a wrong type would be a 500 on PostgreSQL).
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="tasks-cursor")
+    return _serializer_for(current_app.config["SECRET_KEY"])
 
 
-def _encode_cursor(keys: list[tuple[str, bool]], task: Any) -> str:
+@lru_cache(maxsize=4)
+def _serializer_for(secret: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt="tasks-cursor")
+
+
+def _encode_cursor(keys: SortKeys, task: Any) -> str:
     return str(
         _cursor_serializer().dumps([_signature(keys), [_key_value(task, n) for n, _ in keys]])
     )
@@ -267,7 +344,7 @@ def _encode_cursor(keys: list[tuple[str, bool]], task: Any) -> str:
 _KEY_TYPES: dict[str, type] = {"id": int, "title": str, "status": int, "priority": int}
 
 
-def _decode_cursor(query: dict[str, Any], keys: list[tuple[str, bool]]) -> list[Any]:
+def _decode_cursor(query: dict[str, Any], keys: SortKeys) -> list[Any]:
     """The sort values a cursor carries: signed by this server, for this sort, each of its
     key's type. Anything else is a 422 naming `after`."""
     if not _keyset_ok(keys):
@@ -301,8 +378,10 @@ def _cursor_value(name: str, value: Any) -> Any:
     return value
 
 
-def _after(keys: list[tuple[str, bool]], values: list[Any]) -> ColumnElement[bool]:
-    """Rows after `values` in the order `keys`: (a, b) > (x, y) spelled out per direction."""
+def _after(keys: SortKeys) -> ColumnElement[bool]:
+    """Rows after the cursor's values (bound as `after_0`, `after_1`, ...) in the order
+    `keys`: (a, b) > (x, y) spelled out per direction."""
+    values: list[Any] = [bindparam(f"after_{i}") for i in range(len(keys))]
     clauses = []
     for i, (name, descending) in enumerate(keys):
         column = _SORT_COLUMNS[name]
@@ -310,6 +389,10 @@ def _after(keys: list[tuple[str, bool]], values: list[Any]) -> ColumnElement[boo
         beyond = column < values[i] if descending else column > values[i]
         clauses.append(and_(*equal, beyond))
     return or_(*clauses)
+
+
+def _cursor_params(values: list[Any]) -> dict[str, Any]:
+    return {f"after_{i}": value for i, value in enumerate(values)}
 
 
 def get_owned_task(user: User, task_id: int) -> Task:
