@@ -13,8 +13,8 @@ from api.extensions import db
 from api.models import MAX_ID, ROLE_SCOPES, ApiKey, Scope, User
 from api.pagination import Page
 from api.services import clock
+from api.services.paging import Listing, fetch_page
 from api.services.secret_tokens import digest, new_secret
-from api.services.sql import fetch_page
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,14 @@ def create_key(user: User, data: dict[str, Any]) -> IssuedKey:
     return IssuedKey(key, secret)
 
 
+KEYS = Listing(
+    "api_keys", ApiKey, filters={"user_id": lambda value: ApiKey.user_id == value("user_id")}
+)
+
+
 def list_keys(user: User, query: dict[str, Any]) -> Page:
     """`user`'s own keys, oldest first."""
-    return fetch_page(ApiKey, [ApiKey.user_id == user.id], [ApiKey.id], query)
+    return fetch_page(KEYS, query, (("id", False),), {"user_id": user.id})
 
 
 def get_own_key(user: User, key_id: int) -> ApiKey:

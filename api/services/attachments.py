@@ -39,7 +39,7 @@ from api.models import MAX_ID, Attachment, EventType, Task, User
 from api.models.base import UTCDateTime
 from api.pagination import Page
 from api.services import clock, events
-from api.services.sql import fetch_page
+from api.services.paging import Listing, fetch_page
 from api.storage import Chunks, StorageUnavailableError, store
 
 SWEEP_JOB = "attachments.sweep"
@@ -257,12 +257,17 @@ def _refuse(task: Task, owner_id: int, size: int) -> NoReturn:
     )
 
 
+ATTACHMENTS = Listing(
+    "attachments",
+    Attachment,
+    filters={"task_id": lambda value: Attachment.task_id == value("task_id")},
+)
+
+
 def list_attachments(task: Task, query: dict[str, Any]) -> Page:
+    """The task's attachments, oldest first."""
     return fetch_page(
-        Attachment,
-        [Attachment.task_id == task.id],
-        [Attachment.created_at.asc(), Attachment.id.asc()],
-        query,
+        ATTACHMENTS, query, (("created_at", False), ("id", False)), {"task_id": task.id}
     )
 
 

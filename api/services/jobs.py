@@ -15,7 +15,7 @@ from api.extensions import db
 from api.models import MAX_ID, Job, JobStatus, User
 from api.pagination import Page
 from api.services import clock
-from api.services.sql import fetch_page
+from api.services.paging import Listing, fetch_page
 
 
 def enqueue(kind: str, params: dict[str, Any], owner_id: int | None = None) -> Job:
@@ -88,11 +88,20 @@ def get_owned_job(user: User, job_id: int) -> Job:
     return job
 
 
+JOBS = Listing(
+    "jobs",
+    Job,
+    filters={
+        "owner_id": lambda value: Job.owner_id == value("owner_id"),
+        "status": lambda value: Job.status == value("status"),
+    },
+)
+
+
 def list_jobs(user: User, query: dict[str, Any]) -> Page:
-    conditions = [Job.owner_id == user.id]
-    if "status" in query:
-        conditions.append(Job.status == query["status"])
-    return fetch_page(Job, conditions, [Job.created_at.desc(), Job.id.desc()], query)
+    """`user`'s jobs, newest first."""
+    where = {"owner_id": user.id} | ({"status": query["status"]} if "status" in query else {})
+    return fetch_page(JOBS, query, (("created_at", True), ("id", True)), where)
 
 
 def result_expiry(finished_at: datetime) -> datetime:

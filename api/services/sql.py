@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from api.extensions import db
-from api.pagination import Page
 
 
 def insert_missing(model: Any, rows: Sequence[dict[str, Any]], key: str | tuple[str, ...]) -> int:
@@ -45,23 +44,3 @@ def insert_missing(model: Any, rows: Sequence[dict[str, Any]], key: str | tuple[
                 db.session.add(model(**row))
             inserted += 1
     return inserted  # pragma: no cover
-
-
-def fetch_page(
-    model: Any,
-    conditions: Sequence[ColumnElement[bool]],
-    order: Sequence[Any],
-    query: dict[str, Any],
-) -> Page:
-    """One page (`query["page"]`, `query["per_page"]`) of the rows of `model` matching
-    `conditions`, in `order`, and how many match in all."""
-    total = db.session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0
-    page, per_page = query["page"], query["per_page"]
-    stmt = (
-        select(model)
-        .where(*conditions)
-        .order_by(*order)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
-    return Page(list(db.session.scalars(stmt)), page, per_page, total)

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cache, lru_cache
 from typing import Any
 
 import orjson
-from flask import current_app
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import (
     ColumnElement,
     FromClause,
-    Select,
     Text,
-    and_,
-    bindparam,
-    case,
     func,
     not_,
     or_,
@@ -33,7 +25,6 @@ from sqlalchemy.types import TypeDecorator
 from api.errors import (
     ConflictError,
     ForbiddenError,
-    InvalidFieldError,
     NotFoundError,
     PreconditionFailedError,
 )
@@ -41,6 +32,7 @@ from api.extensions import db
 from api.models import MAX_ID, EventType, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
 from api.services import attachments, clock, events, notifications
+from api.services.paging import LIKE_ESCAPE, Filter, Listing, fetch_page, like_escaped
 from api.services.sql import insert_missing
 
 # Enum columns sort by meaning, not alphabetically.
@@ -48,21 +40,6 @@ _RANK_OF = {
     "status": {s.value: i for i, s in enumerate(TaskStatus)},
     "priority": {p.value: i for i, p in enumerate(TaskPriority)},
 }
-_RANKS: dict[str, ColumnElement[Any]] = {
-    name: case(ranks, value=getattr(Task, name)) for name, ranks in _RANK_OF.items()
-}
-_SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
-    "id": Task.id,  # type: ignore[dict-item]
-    "title": Task.title,  # type: ignore[dict-item]
-    "due_date": Task.due_date,  # type: ignore[dict-item]
-    "created_at": Task.created_at,  # type: ignore[dict-item]
-    "updated_at": Task.updated_at,  # type: ignore[dict-item]
-    **_RANKS,
-}
-
-
-# A listing's sort: (name, descending) pairs, ties broken by id (`_sort_keys`).
-SortKeys = tuple[tuple[str, bool], ...]
 
 
 def overdue(now: Any = None) -> ColumnElement[bool]:
@@ -75,79 +52,49 @@ def overdue(now: Any = None) -> ColumnElement[bool]:
     )
 
 
-# The filters a task listing can combine, each a condition on values that `value(name)`
-# gives: bound parameters in a listing's statement, built once per shape (which filters,
-# which sort, which kind of page) and run with each request's values (`_filter_values`);
-# the values themselves in a report's statements.
-Value = Callable[[str], Any]
-_FILTERS: dict[str, Callable[[Value], ColumnElement[bool]]] = {
+# What a task listing can be filtered by; each filter's parameter is named after it.
+_FILTERS: dict[str, Filter] = {
     "owner_id": lambda value: Task.owner_id == value("owner_id"),
     "status": lambda value: Task.status.in_(value("status")),
     "priority": lambda value: Task.priority.in_(value("priority")),
     "tag": lambda value: Task.tags.any(Tag.name == value("tag")),
     "q": lambda value: or_(
-        Task.title.icontains(value("q"), escape=_LIKE_ESCAPE),
-        Task.description.icontains(value("q"), escape=_LIKE_ESCAPE),
+        Task.title.icontains(value("q"), escape=LIKE_ESCAPE),
+        Task.description.icontains(value("q"), escape=LIKE_ESCAPE),
     ),
     "due_before": lambda value: Task.due_date < value("due_before"),
     "due_after": lambda value: Task.due_date > value("due_after"),
-    "overdue": lambda value: overdue(value("now")),
-    "not_overdue": lambda value: not_(overdue(value("now"))),
+    "overdue": lambda value: overdue(value("overdue")),
+    "not_overdue": lambda value: not_(overdue(value("not_overdue"))),
 }
-_LISTS = frozenset({"status", "priority"})
-_LIKE_ESCAPE = "/"
 
 
-def _like_escaped(text: str) -> str:
-    """`text` matched literally by LIKE: its wildcards and the escape character escaped."""
-    for special in (_LIKE_ESCAPE, "%", "_"):
-        text = text.replace(special, _LIKE_ESCAPE + special)
-    return text
-
-
-def _filter_values(user: User, query: dict[str, Any]) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """The filters (`_FILTERS`' names) that select the tasks `user` may see (admins:
-    everyone's) matching `query`, and their parameters."""
+def _filter_values(user: User, query: dict[str, Any]) -> dict[str, Any]:
+    """The filters (name -> value) that select the tasks `user` may see (admins:
+    everyone's) matching `query`."""
     owner_id = query.get("owner_id")
     if owner_id is not None and not user.is_admin:
         raise ForbiddenError("Only admins can filter by owner_id.")
-    filters: list[str] = []
-    values: dict[str, Any] = {}
+    where: dict[str, Any] = {}
     if not user.is_admin or owner_id is not None:
-        filters.append("owner_id")
-        values["owner_id"] = user.id if owner_id is None else owner_id
+        where["owner_id"] = user.id if owner_id is None else owner_id
     for name in ("status", "priority"):
         if query.get(name):
-            filters.append(name)
-            values[name] = list(query[name])
+            where[name] = list(query[name])
     for name in ("tag", "due_before", "due_after"):
         if name in query:
-            filters.append(name)
-            values[name] = query[name]
+            where[name] = query[name]
     if "q" in query:
-        filters.append("q")
-        values["q"] = _like_escaped(query["q"])
+        where["q"] = like_escaped(query["q"])
     if "overdue" in query:
-        filters.append("overdue" if query["overdue"] else "not_overdue")
-        values["now"] = clock.now()
-    return tuple(filters), values
-
-
-def _bound(name: str) -> Any:
-    return bindparam(name, expanding=name in _LISTS)
-
-
-@cache
-def _conditions(filters: tuple[str, ...]) -> tuple[ColumnElement[bool], ...]:
-    """The conditions of these filters, on bound parameters (built once per set)."""
-    return tuple(_FILTERS[name](_bound) for name in filters)
+        where["overdue" if query["overdue"] else "not_overdue"] = clock.now()
+    return where
 
 
 def task_filters(user: User, query: dict[str, Any]) -> list[ColumnElement[bool]]:
     """The conditions, with their values, that select the tasks `user` may see (admins:
     everyone's) that match the filters in `query`; listTasks and reports share them."""
-    filters, values = _filter_values(user, query)
-    return [_FILTERS[name](values.__getitem__) for name in filters]
+    return TASKS.conditions(_filter_values(user, query))
 
 
 class _JSONList(TypeDecorator[list[Any]]):
@@ -186,213 +133,22 @@ def _tag_names(dialect: str, page: FromClause) -> ColumnElement[Any]:
     return type_coerce(names.scalar_subquery(), _JSONList())
 
 
-# Task attributes that are not columns, and the SQL that computes each for a page.
-_COMPUTED: dict[str, Callable[[str, FromClause], ColumnElement[Any]]] = {"tag_names": _tag_names}
-
-
-def _columns(attributes: tuple[str, ...], dialect: str, rows: FromClause) -> list[Any]:
-    """The SQL for each attribute, read from `rows`: a column, or computed (`_COMPUTED`)."""
-    return [
-        _COMPUTED[name](dialect, rows).label(name) if name in _COMPUTED else rows.c[name]
-        for name in attributes
-    ]
-
-
-def _ordering(keys: SortKeys, columns: Any) -> list[ColumnElement[Any]]:
-    """ORDER BY `keys` over `columns` (the table's, or a subquery's)."""
-    order = []
-    for name, descending in keys:
-        column = case(_RANK_OF[name], value=columns[name]) if name in _RANK_OF else columns[name]
-        order.append(column.desc() if descending else column.asc())
-    return order
-
-
-def _sort_keys(query: dict[str, Any]) -> SortKeys:
-    """The query's sort, with ties broken by id (unless it sorts by id already)."""
-    keys = tuple(query["sort"])
-    return keys if any(name == "id" for name, _ in keys) else (*keys, ("id", False))
-
-
-@dataclass(frozen=True, slots=True)
-class _Listing:
-    """The statements of one shape of task listing, built once (`_listing`)."""
-
-    page: Select[Any]  # the page's rows, each with the listing's total
-    count: Select[Any]  # the total alone (for a page past the end, which brings no row)
-
-
-@lru_cache(maxsize=512)
-def _listing(
-    filters: tuple[str, ...],
-    keys: SortKeys,
-    kind: str,
-    wanted: tuple[str, ...],
-    dialect: str,
-) -> _Listing:
-    """The statements for a listing of this shape, with bound parameters for every value
-    (the filters', `limit`, `offset`, the cursor's `after_N`). Building SQL costs more than
-    running this query on SQLite, so it is done once per shape, not per request."""
-    conditions = _conditions(filters)
-    table = Task.__table__.c
-    count = select(func.count()).select_from(Task).where(*conditions)
-    # The total of the whole filtered list (cursor or not) as an uncorrelated subquery:
-    # computed once per statement, where a window count would sort every matching row.
-    total = count.correlate(None).scalar_subquery().label("total")
-    order = _ordering(keys, table)
-    if kind == "offset":
-        # The page first, then its tags: computed in the SELECT list, they would be
-        # computed for every row that OFFSET skips too.
-        found = (
-            select(*(table[name] for name in wanted if name not in _COMPUTED), total)
-            .where(*conditions)
-            .order_by(*order)
-            .limit(bindparam("limit"))
-            .offset(bindparam("offset"))
-            .subquery("page")
-        )
-        page = select(*_columns(wanted, dialect, found), found.c.total).order_by(
-            *_ordering(keys, found.c)
-        )
-    else:  # the first page, or any page after a cursor: nothing to skip
-        page = (
-            select(*_columns(wanted, dialect, Task.__table__), total)
-            .where(*conditions)
-            .order_by(*order)
-            .limit(bindparam("limit"))
-        )
-        if kind == "after":
-            page = page.where(_after(keys))
-    return _Listing(page, count)
+TASKS = Listing(
+    "tasks",
+    Task,
+    filters=_FILTERS,
+    lists=frozenset({"status", "priority"}),
+    ranks=_RANK_OF,
+    computed={"tag_names": _tag_names},
+    keyset=True,
+)
 
 
 def list_tasks(user: User, query: dict[str, Any], attributes: tuple[str, ...]) -> Page:
     """The tasks `user` may see that match `query`, one page of them, as rows that carry
-    `attributes` (and the sort keys), read in one statement: the page, its total and its
-    tags. No ORM objects are built: the rows go straight to a compiled dumper.
-
-    `page` skips rows (OFFSET: the deeper, the slower); `after` continues from a cursor
-    (keyset: every page costs the same). Either way the page carries the cursor of its
-    last row, so a client can switch to keyset paging at any point.
-    """
-    filters, values = _filter_values(user, query)
-    keys = _sort_keys(query)
-    page, per_page = query["page"], query["per_page"]
-    values["limit"] = per_page
-    if "after" in query:
-        kind = "after"
-        values.update(_cursor_params(_decode_cursor(query, keys)))
-    elif page > 1:
-        kind = "offset"
-        values["offset"] = (page - 1) * per_page
-    else:
-        kind = "first"
-    wanted = tuple(dict.fromkeys([*attributes, *(name for name, _ in keys)]))
-    # Core, not the ORM session's execute: rows, not objects, and no ORM compile step.
-    connection = db.session.connection()
-    listing = _listing(filters, keys, kind, wanted, connection.dialect.name)
-    rows = connection.execute(listing.page, values).all()
-    if rows:
-        count = int(rows[0].total)
-    elif kind == "first":
-        count = 0
-    else:  # past the end: no row brought the total along
-        count = connection.execute(listing.count, values).scalar_one()
-    cursor = _encode_cursor(keys, rows[-1]) if len(rows) == per_page and _keyset_ok(keys) else None
-    return Page(rows, page, per_page, count, keyset=True, next_cursor=cursor)
-
-
-# --- keyset cursors ----------------------------------------------------------------------
-
-# A nullable sort key has no single place for NULL on every backend: no cursor for it.
-_NULLABLE_SORT_KEYS = frozenset({"due_date"})
-_DATETIME_KEYS = frozenset({"created_at", "updated_at"})
-
-
-def _keyset_ok(keys: SortKeys) -> bool:
-    return not any(name in _NULLABLE_SORT_KEYS for name, _ in keys)
-
-
-def _key_value(task: Any, name: str) -> Any:
-    value = getattr(task, name)
-    if name in _RANK_OF:
-        return _RANK_OF[name][value]
-    return value.isoformat() if name in _DATETIME_KEYS else value
-
-
-def _signature(keys: SortKeys) -> str:
-    return ",".join(("-" if d else "") + n for n, d in keys)
-
-
-def _cursor_serializer() -> URLSafeSerializer:
-    # Signed with the app's secret: a cursor the server did not mint is refused before any
-    # of its values reach a query (where a wrong type would be a 500 on PostgreSQL).
-    return _serializer_for(current_app.config["SECRET_KEY"])
-
-
-@lru_cache(maxsize=4)
-def _serializer_for(secret: str) -> URLSafeSerializer:
-    return URLSafeSerializer(secret, salt="tasks-cursor")
-
-
-def _encode_cursor(keys: SortKeys, task: Any) -> str:
-    return str(
-        _cursor_serializer().dumps([_signature(keys), [_key_value(task, n) for n, _ in keys]])
-    )
-
-
-# What each sort key's value must be in a cursor (ranks are ints, timestamps ISO strings).
-_KEY_TYPES: dict[str, type] = {"id": int, "title": str, "status": int, "priority": int}
-
-
-def _decode_cursor(query: dict[str, Any], keys: SortKeys) -> list[Any]:
-    """The sort values a cursor carries: signed by this server, for this sort, each of its
-    key's type. Anything else is a 422 naming `after`."""
-    if not _keyset_ok(keys):
-        raise InvalidFieldError(
-            "after", "A cursor cannot follow a sort by due_date; use page.", location="query"
-        )
-    try:
-        found, values = _cursor_serializer().loads(query["after"])
-        if found != _signature(keys) or not isinstance(values, list) or len(values) != len(keys):
-            raise ValueError(found)
-        return [_cursor_value(name, value) for (name, _), value in zip(keys, values, strict=True)]
-    except (BadSignature, ValueError, TypeError) as error:
-        raise InvalidFieldError(
-            "after", "Not a cursor of this listing (same filters and sort).", location="query"
-        ) from error
-
-
-def _cursor_value(name: str, value: Any) -> Any:
-    """One sort value, type-checked (the signature already vouches for it: a second line
-    of defence, should the secret leak)."""
-    if name in _DATETIME_KEYS:
-        if not isinstance(value, str):
-            raise TypeError(name)
-        parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
-            raise ValueError(name)
-        return parsed
-    expected = _KEY_TYPES[name]
-    if type(value) is not expected or (isinstance(value, str) and "\x00" in value):
-        raise TypeError(name)
-    return value
-
-
-def _after(keys: SortKeys) -> ColumnElement[bool]:
-    """Rows after the cursor's values (bound as `after_0`, `after_1`, ...) in the order
-    `keys`: (a, b) > (x, y) spelled out per direction."""
-    values: list[Any] = [bindparam(f"after_{i}") for i in range(len(keys))]
-    clauses = []
-    for i, (name, descending) in enumerate(keys):
-        column = _SORT_COLUMNS[name]
-        equal = [_SORT_COLUMNS[n] == v for (n, _), v in zip(keys[:i], values[:i], strict=True)]
-        beyond = column < values[i] if descending else column > values[i]
-        clauses.append(and_(*equal, beyond))
-    return or_(*clauses)
-
-
-def _cursor_params(values: list[Any]) -> dict[str, Any]:
-    return {f"after_{i}": value for i, value in enumerate(values)}
+    `attributes`, read in one statement: the page, its total and its tags. No ORM objects
+    are built: the rows go straight to a compiled dumper."""
+    return fetch_page(TASKS, query, tuple(query["sort"]), _filter_values(user, query), attributes)
 
 
 def get_owned_task(user: User, task_id: int) -> Task:

@@ -13,7 +13,7 @@ from api.pagination import Page
 from api.security import hash_password
 from api.services import api_keys, passwords, tokens
 from api.services.auth import check_current_password, commit_account, issue_tokens
-from api.services.sql import fetch_page
+from api.services.paging import LIKE_ESCAPE, Listing, fetch_page, like_escaped
 
 
 def update_profile(user: User, changes: dict[str, Any]) -> User:
@@ -53,21 +53,26 @@ def set_password(user: User, password: str) -> None:
 # --- admin -----------------------------------------------------------------------------
 
 
+USERS = Listing(
+    "users",
+    User,
+    filters={
+        "role": lambda value: User.role == value("role"),
+        "tier": lambda value: User.tier == value("tier"),
+        "is_active": lambda value: User.is_active == value("is_active"),
+        "q": lambda value: or_(
+            User.username.contains(value("q"), escape=LIKE_ESCAPE),
+            User.email.contains(value("q"), escape=LIKE_ESCAPE),
+        ),
+    },
+)
+
+
 def list_users(query: dict[str, Any]) -> Page:
-    conditions = [
-        getattr(User, name) == query[name]
-        for name in ("role", "tier", "is_active")
-        if name in query
-    ]
+    where: dict[str, Any] = {n: query[n] for n in ("role", "tier", "is_active") if n in query}
     if "q" in query:
-        text = query["q"].lower()
-        conditions.append(
-            or_(
-                User.username.contains(text, autoescape=True),
-                User.email.contains(text, autoescape=True),
-            )
-        )
-    return fetch_page(User, conditions, [User.id], query)
+        where["q"] = like_escaped(query["q"].lower())
+    return fetch_page(USERS, query, (("id", False),), where)
 
 
 def get_user(user_id: int) -> User:

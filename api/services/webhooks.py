@@ -20,7 +20,7 @@ from api.models import MAX_ID, DeliveryStatus, Event, User, Webhook, WebhookDeli
 from api.pagination import Page
 from api.services import clock, events
 from api.services.jobs import enqueue_with_transaction
-from api.services.sql import fetch_page
+from api.services.paging import Listing, fetch_page
 from api.services.webhook_targets import RefusedTargetError, check_url
 
 log = logging.getLogger(__name__)
@@ -78,8 +78,18 @@ def get_owned_webhook(user: User, webhook_id: int) -> Webhook:
     return webhook
 
 
+WEBHOOKS = Listing(
+    "webhooks", Webhook, filters={"owner_id": lambda value: Webhook.owner_id == value("owner_id")}
+)
+DELIVERIES = Listing(
+    "webhook_deliveries",
+    WebhookDelivery,
+    filters={"webhook_id": lambda value: WebhookDelivery.webhook_id == value("webhook_id")},
+)
+
+
 def list_webhooks(user: User, query: dict[str, Any]) -> Page:
-    return fetch_page(Webhook, [Webhook.owner_id == user.id], [Webhook.id], query)
+    return fetch_page(WEBHOOKS, query, (("id", False),), {"owner_id": user.id})
 
 
 def update_webhook(webhook: Webhook, changes: dict[str, Any]) -> Webhook:
@@ -169,8 +179,7 @@ def ping(webhook: Webhook) -> WebhookDelivery:
 
 def list_deliveries(webhook: Webhook, query: dict[str, Any]) -> Page:
     """Newest first."""
-    conditions = [WebhookDelivery.webhook_id == webhook.id]
-    return fetch_page(WebhookDelivery, conditions, [WebhookDelivery.id.desc()], query)
+    return fetch_page(DELIVERIES, query, (("id", True),), {"webhook_id": webhook.id})
 
 
 def get_delivery(webhook: Webhook, delivery_id: int) -> WebhookDelivery:
