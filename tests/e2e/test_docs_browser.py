@@ -210,11 +210,19 @@ def test_docs_render_and_try_it_out_works_offline(
     assert traffic.bad_responses == []
 
 
+def open_redoc(browser: BrowserContext, live_server: LiveServer) -> tuple[Page, Traffic]:
+    """/redoc, once Redoc has drawn the spec: it renders the whole document in one go,
+    which takes a while on a loaded machine (longer than `expect`'s 5 s default)."""
+    page, traffic = offline_page(browser)
+    page.goto(f"{live_server.url}/redoc", wait_until="networkidle")
+    expect(page.locator('[id^="operation/"]').first).to_be_attached(timeout=60_000)
+    return page, traffic
+
+
 def test_redoc_renders_every_operation_offline(
     browser: BrowserContext, live_server: LiveServer
 ) -> None:
-    page, traffic = offline_page(browser)
-    page.goto(f"{live_server.url}/redoc", wait_until="networkidle")
+    page, traffic = open_redoc(browser, live_server)
 
     # Redoc gives each operation an anchor `operation/<operationId>`
     operations = spec_operations()
@@ -236,8 +244,7 @@ def test_redoc_renders_every_operation_offline(
 def test_redoc_shows_every_webhook(browser: BrowserContext, live_server: LiveServer) -> None:
     """Redoc lists each event payload of the spec's `webhooks` with its summary."""
     spec = json.loads(SPEC_FILE.read_text())
-    page, _ = offline_page(browser)
-    page.goto(f"{live_server.url}/redoc", wait_until="networkidle")
+    page, _ = open_redoc(browser, live_server)
     for item in spec["webhooks"].values():
         expect(page.get_by_text(item["post"]["summary"]).first).to_be_attached()
     page.close()

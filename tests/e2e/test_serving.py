@@ -24,7 +24,9 @@ from tests.support.apps import add_user, app_with_schema, dispose, isolated_proc
 from tests.support.auth import PASSWORD, bearer
 from tests.support.processes import gunicorn_servers, wait_until
 
-GRACEFUL_TIMEOUT = 10  # GUNICORN_GRACEFUL_TIMEOUT the servers get
+# The shutdown test's grace: long, so that a loaded machine cannot make a shutdown that
+# waited only for the in-flight request look like one that waited out the grace.
+GRACEFUL_TIMEOUT = 30
 SLOW_APP = "tests.support.slow_app"
 
 
@@ -93,6 +95,7 @@ def test_sigterm_finishes_the_in_flight_request_and_exits_0(database: str, tmp_p
         "SLOW_MARKER": str(marker),
         "SLOW_SECONDS": "2",
         "LOG_FORMAT": "json",
+        "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
     }
     with gunicorn_servers(1, SLOW_APP, tmp_path, **settings) as [server]:
         with ThreadPoolExecutor(max_workers=1) as pool:
