@@ -27,6 +27,7 @@ from api.errors import (
     flatten_messages,
     validation_problem,
 )
+from api.http import is_api_path
 from api.models import Task
 from schemas.common import Pattern
 
@@ -131,7 +132,7 @@ def _write_etag(response: Response) -> Response:
     if (
         request.method in ("GET", "HEAD")
         and response.status_code == 200
-        and request.path.startswith("/api/")
+        and is_api_path(request.path)
         and not response.direct_passthrough  # a body we can hash (JSON, a CSV result)
     ):
         errors = _if_none_match.validate(dict(request.headers))

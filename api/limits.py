@@ -35,6 +35,7 @@ from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
 from limits.storage import MemoryStorage
 
+from api.http import is_api_path
 from api.outage import outage
 from api.principal import client_ip, current_principal
 
@@ -195,7 +196,7 @@ def _storage_uri(app: Flask) -> str:
 
 def _exempt() -> bool:
     """Probes, docs and the spec are never limited."""
-    return not request.path.startswith("/api/")
+    return not is_api_path(request.path)
 
 
 def _remember_budget() -> None:

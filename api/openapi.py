@@ -22,6 +22,7 @@ from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_cls
 from flask import Blueprint, Response, render_template_string
 
 from api.conditional import ETAGS_PATTERN, MAX_ETAGS_LENGTH
+from api.http import is_api_path
 from api.models import MAX_ID
 from api.openapi_webhooks import add_webhooks
 from schemas.common import Problem, ValidationProblem
@@ -236,7 +237,7 @@ def _header_ref(name: str) -> dict[str, str]:
 
 def _rate_limited(path: str) -> bool:
     # Flask-Limiter covers everything under /api/ (see api.limits); probes are exempt.
-    return path.startswith("/api/")
+    return is_api_path(path)
 
 
 def _document_forbidden(operation: dict[str, Any]) -> None:
@@ -313,7 +314,7 @@ def _finish_operation(path: str, method: str, operation: dict[str, Any]) -> None
         too_many = _problem_response("Rate limit exceeded; wait `Retry-After` seconds.")
         too_many["headers"] = {"Retry-After": _header_ref("Retry-After")}
         responses.setdefault("429", too_many)
-    if method == "get" and path.startswith("/api/") and "200" in responses:
+    if method == "get" and is_api_path(path) and "200" in responses:
         # api.conditional gives every API GET an ETag and honours If-None-Match.
         operation["parameters"].append(_IF_NONE_MATCH)
         responses["200"].setdefault("headers", {})["ETag"] = _header_ref("ETag")
