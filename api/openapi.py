@@ -4,24 +4,19 @@ The document comes from the views' `@input`/`@output`/`@doc` decorators. `finish
 then adds what no view declares: each behaviour's part, written by the module that does
 the work (`api.spec_parts`: rate limits, ETags, problem responses, request ids, security),
 the webhooks, the headers views declare, and the rules that hold for the whole document
-(path ids, 32-bit integers). `/docs` (Swagger UI) and `/redoc` load their assets from
-this server.
+(path ids, 32-bit integers). The docs UIs are `api.docs`; `flask openapi` is `api.cli`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 from apiflask import APIFlask
-from apiflask.ui_templates import ui_templates
 from apispec import BasePlugin
 from apispec.ext.marshmallow.common import make_schema_key, resolve_schema_cls
-from flask import Blueprint, Response, render_template_string
 
 from api.models import MAX_ID
 from api.openapi_webhooks import add_webhooks
@@ -203,44 +198,12 @@ def _bound_path_ids(operation: dict[str, Any]) -> None:
             parameter["schema"].update(minimum=1, maximum=MAX_ID, examples=[42])
 
 
-def _sidecar_static() -> Path:
-    """Swagger UI and Redoc files from the drf-spectacular-sidecar wheel (not imported:
-    it is a Django app; we only serve its files)."""
-    spec = importlib.util.find_spec("drf_spectacular_sidecar")
-    if spec is None or not spec.submodule_search_locations:  # pragma: no cover
-        raise RuntimeError("drf-spectacular-sidecar is not installed; run `make install`")
-    return Path(next(iter(spec.submodule_search_locations))) / "static" / "drf_spectacular_sidecar"
-
-
 def spec_json(app: APIFlask) -> str:
     """The document as the checked-in file holds it: sorted keys, 2-space indent."""
     return json.dumps(app.spec, indent=2, sort_keys=True) + "\n"
 
 
-# Redoc's side menu always shows a logo from cdn.redoc.ly (no option turns it off): the
-# browser may load nothing from elsewhere, so the page makes no outside request (the
-# image just stays away). Redoc's own inline styles, start-up script and search worker
-# need the rest.
-REDOC_CSP = (
-    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self' 'unsafe-inline'; worker-src 'self' blob:"
-)
-
-
 def init_app(app: APIFlask) -> None:
-    # A plain Flask blueprint: APIFlask leaves it out of the document.
-    docs = Blueprint(
-        "docs", __name__, static_folder=str(_sidecar_static()), static_url_path="/docs/assets"
-    )
-
-    @docs.get("/redoc")
-    def redoc() -> Response:
-        page = render_template_string(ui_templates["redoc"], title=app.title, version=app.version)
-        return Response(page, headers={"Content-Security-Policy": REDOC_CSP})
-
-    app.register_blueprint(docs)
-
-    base = "/docs/assets"
     app.config.update(
         DESCRIPTION=DESCRIPTION,
         CONTACT={"name": "Tasks API maintainers"},
@@ -252,36 +215,8 @@ def init_app(app: APIFlask) -> None:
                 "description": "Username (or email) and password, accepted by `login` only.",
             }
         },
-        SWAGGER_UI_CSS=f"{base}/swagger-ui-dist/swagger-ui.css",
-        SWAGGER_UI_BUNDLE_JS=f"{base}/swagger-ui-dist/swagger-ui-bundle.js",
-        SWAGGER_UI_STANDALONE_PRESET_JS=f"{base}/swagger-ui-dist/swagger-ui-standalone-preset.js",
-        DOCS_FAVICON=f"{base}/swagger-ui-dist/favicon-32x32.png",
-        REDOC_STANDALONE_JS=f"{base}/redoc/bundles/redoc.standalone.js",
-        REDOC_USE_GOOGLE_FONT=False,
-        SWAGGER_UI_CONFIG={
-            "validatorUrl": None,  # the default sends the spec to an outside validator
-            "persistAuthorization": True,
-            "displayOperationId": True,
-            "displayRequestDuration": True,
-        },
     )
 
     @app.spec_processor
     def finish(spec: Spec | str) -> Spec | str:
         return finish_spec(app, spec)
-
-    @app.cli.command("openapi")
-    @click.option("--check", is_flag=True, help="Fail if the checked-in file is stale.")
-    def openapi_command(check: bool) -> None:
-        """Write openapi/openapi.json from the code (or --check it)."""
-        text = spec_json(app)
-        if check:
-            if not SPEC_FILE.exists() or SPEC_FILE.read_text() != text:
-                raise click.ClickException(
-                    f"{SPEC_FILE} is stale: run `make openapi` and commit it"
-                )
-            click.echo(f"{SPEC_FILE} is up to date")
-            return
-        SPEC_FILE.parent.mkdir(exist_ok=True)
-        SPEC_FILE.write_text(text)
-        click.echo(f"wrote {SPEC_FILE}")
