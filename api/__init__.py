@@ -67,6 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         cache,
         cli,
         conditional,
+        docs,
         errors,
         http,
         jobs,
@@ -113,6 +114,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
             ],
         )
     openapi.init_app(app)
+    docs.init_app(app)
     routes.init_app(app)
     cli.init_app(app)
     return app

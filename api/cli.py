@@ -1,4 +1,4 @@
-"""`flask create-admin` and `flask seed-demo`."""
+"""The `flask` commands: `openapi`, `create-admin`, `seed-demo`, the jobs' and the purges."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from api.errors import ConflictError, InvalidFieldError
 from api.extensions import db
 from api.jobs import workers
 from api.models import Role, Task, User
+from api.openapi import SPEC_FILE, spec_json
 from api.services import attachments, auth, clock, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
@@ -43,6 +44,22 @@ def _register(username: str, email: str, password: str, role: str) -> User:
 
 
 def init_app(app: APIFlask) -> None:
+    @app.cli.command("openapi")
+    @click.option("--check", is_flag=True, help="Fail if the checked-in file is stale.")
+    def openapi_command(check: bool) -> None:
+        """Write openapi/openapi.json from the code (or --check it)."""
+        text = spec_json(app)
+        if check:
+            if not SPEC_FILE.exists() or SPEC_FILE.read_text() != text:
+                raise click.ClickException(
+                    f"{SPEC_FILE} is stale: run `make openapi` and commit it"
+                )
+            click.echo(f"{SPEC_FILE} is up to date")
+            return
+        SPEC_FILE.parent.mkdir(exist_ok=True)
+        SPEC_FILE.write_text(text)
+        click.echo(f"wrote {SPEC_FILE}")
+
     @app.cli.command("create-admin")
     @click.option("--username", prompt=True)
     @click.option("--email", prompt=True)

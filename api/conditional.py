@@ -9,6 +9,9 @@ Both request headers must be what RFC 9110 says they are (`*`, or a list of enti
 at most `MAX_ETAGS_LENGTH` characters); anything else is a 422 naming the header, as the
 spec's `pattern` says. A well-formed tag that matches nothing is a 412 (If-Match) or a
 full answer (If-None-Match).
+
+Its part of the spec (`_document`): the ETag header, and on every API GET, If-None-Match,
+the 304 and the 422 of a malformed If-None-Match.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from marshmallow import EXCLUDE
 from werkzeug.http import parse_etags
 
 from api.errors import (
+    VALIDATION_PROBLEM_REF,
     InvalidFieldError,
     PreconditionFailedError,
     PreconditionRequiredError,
     flatten_messages,
+    problem_response,
     validation_problem,
 )
+from api.http import is_api_path
 from api.models import Task
+from api.spec_parts import Spec, add_part, describe_header, header_ref, operations
 from schemas.common import Pattern
 
 # RFC 9110 section 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E
@@ -75,7 +82,7 @@ _if_none_match = IfNoneMatchHeader()
 
 
 class ETagHeader(Schema):
-    """A response's `ETag` (the spec describes it once: `api.openapi`'s shared headers)."""
+    """A response's `ETag` (the spec describes it once: `_document`)."""
 
     etag = fields.String(data_key="ETag", required=True)
 
@@ -131,7 +138,7 @@ def _write_etag(response: Response) -> Response:
     if (
         request.method in ("GET", "HEAD")
         and response.status_code == 200
-        and request.path.startswith("/api/")
+        and is_api_path(request.path)
         and not response.direct_passthrough  # a body we can hash (JSON, a CSV result)
     ):
         errors = _if_none_match.validate(dict(request.headers))
@@ -156,5 +163,46 @@ def _without_write_preconditions(environ: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_IF_NONE_MATCH = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "description": "An ETag from an earlier answer: 304 with no body if it still matches.",
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_ETAGS_LENGTH,
+        "pattern": ETAGS_PATTERN,
+        "examples": ['"42.3"'],
+    },
+}
+
+
+def _document(spec: Spec) -> None:
+    """What `_write_etag` does, in the spec: every API GET's 200 carries an ETag and
+    honours If-None-Match (304, or 422 when the header is malformed)."""
+    describe_header(
+        spec,
+        "ETag",
+        "Version of this representation: send it as If-None-Match to get a 304 while it is "
+        "current; a task's, as If-Match to change the task only if it is.",
+        {"type": "string", "examples": ['"42.3"']},
+    )
+    for path, method, operation in operations(spec):
+        responses = operation["responses"]
+        if method != "get" or not is_api_path(path) or "200" not in responses:
+            continue
+        operation["parameters"].append(_IF_NONE_MATCH)
+        responses["200"].setdefault("headers", {})["ETag"] = header_ref("ETag")
+        responses["304"] = {"description": "Not modified: your copy (If-None-Match) is current."}
+        responses.setdefault(
+            "422",
+            problem_response(
+                "A header is malformed (If-None-Match).", schema=VALIDATION_PROBLEM_REF
+            ),
+        )
+
+
 def init_app(app: APIFlask) -> None:
+    add_part(app, _document)
     app.after_request(_write_etag)

@@ -2,7 +2,9 @@
 
 Views and services raise; this module turns every error (APIFlask's HTTPError and
 validation errors, Werkzeug's HTTP exceptions, domain errors from `api.services`, and
-unexpected exceptions) into `application/problem+json` with the request id.
+unexpected exceptions) into `application/problem+json` with the request id. Its part of
+the spec says so: every error response is a `Problem` (or `ValidationProblem`) in that
+media type, and every operation may answer 500.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from flask import Response, current_app, g, json, request
 from werkzeug.exceptions import HTTPException
 
 from api.extensions import db
+from api.spec_parts import Spec, add_part, operations
+from schemas.common import Problem, ValidationProblem
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+VALIDATION_PROBLEM_REF = {"$ref": "#/components/schemas/ValidationProblem"}
 # A 500 says this and nothing more (never the exception, never http's stock phrase).
 UNEXPECTED_ERROR = "An unexpected error occurred. Quote the request_id when you report it."
 
@@ -248,7 +254,26 @@ def handle_unexpected_error(error: Exception) -> Response:
     return problem(500, UNEXPECTED_ERROR)
 
 
+def problem_response(description: str, schema: dict[str, str] = PROBLEM_REF) -> dict[str, Any]:
+    """The spec's description of an error answer: a problem, as `problem` builds it."""
+    return {"description": description, "content": {PROBLEM_MIMETYPE: {"schema": schema}}}
+
+
+def _document(spec: Spec) -> None:
+    """Every error answer in the problem media type, and a 500 on every operation."""
+    for _path, _method, operation in operations(spec):
+        responses = operation["responses"]
+        responses.setdefault("500", problem_response("Unexpected server error."))
+        for status, response in responses.items():
+            content = response.get("content", {})
+            if int(status) >= 400 and "application/json" in content:
+                content[PROBLEM_MIMETYPE] = content.pop("application/json")
+
+
 def init_app(app: APIFlask) -> None:
+    # The schemas of the error answers APIFlask documents itself (401, 404, 422, ...).
+    app.config.update(HTTP_ERROR_SCHEMA=Problem, VALIDATION_ERROR_SCHEMA=ValidationProblem)
+    add_part(app, _document)
     app.error_processor(handle_http_error)
     app.register_error_handler(HTTPException, handle_werkzeug_error)
     app.register_error_handler(DomainError, handle_domain_error)

@@ -1,16 +1,37 @@
-"""Per-request plumbing: request ids, the JSON-only body rule, security headers."""
+"""Per-request plumbing: request ids, the JSON-only body rule, security headers.
+
+Its part of the spec: `X-Request-ID` on every response, and on every operation that
+takes a body, the body's 400, 413 and 415.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from apiflask import APIFlask
 from flask import Response, current_app, g, request
 
-from api.errors import problem
+from api.errors import problem, problem_response
+from api.spec_parts import (
+    Spec,
+    add_part,
+    add_response_part,
+    describe_header,
+    header_ref,
+    operations,
+)
+
+# The API lives under this prefix; probes (/health), the docs and the spec live outside it.
+# Rate limits, ETags and their parts of the spec cover the API only.
+API_PREFIX = "/api/"
+
+
+def is_api_path(path: str) -> bool:
+    """Whether `path` (a request's, or a path of the spec) is part of the API."""
+    return path.startswith(API_PREFIX)
 
 
 def no_store() -> None:
@@ -65,7 +86,56 @@ def _finish(response: Response) -> Response:
     return response
 
 
+# Operations whose body may be left out (login also takes HTTP Basic credentials).
+OPTIONAL_BODY_OPERATIONS = frozenset({"login"})
+_BODY_ERRORS = {
+    "400": "The body is not valid JSON.",
+    "413": "The body is larger than the server accepts.",
+    "415": "The body is not `application/json`.",
+}
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def request_body(body: dict[str, Any]) -> Callable[[V], V]:
+    """Document the request body of a view that reads it itself (a file upload: one
+    operation, two media types, which `@input` cannot describe).
+
+    Carried in the view's `_spec` extensions, which APIFlask copies into the operation
+    as they are (as `api.security.requires` does for the scopes); `_document` then
+    treats it like any other body. The view's own 400/413/415 answers are documented by
+    the view (`_document` only fills in those left out).
+    """
+
+    def decorator(view: V) -> V:
+        spec: dict[str, Any] = view.__dict__.setdefault("_spec", {})
+        spec["extensions"] = {**(spec.get("extensions") or {}), "requestBody": body}
+        return view
+
+    return decorator
+
+
+def _document(spec: Spec) -> None:
+    describe_header(
+        spec,
+        "X-Request-ID",
+        "The client's request id if it sent a sane one, else a generated one.",
+        {"type": "string", "examples": ["9f1c2e7a4b3d4f0e8a6b5c4d3e2f1a0b"]},
+    )
+    for _path, _method, operation in operations(spec):
+        body = operation.get("requestBody")
+        if body is not None:
+            body["required"] = operation.get("operationId") not in OPTIONAL_BODY_OPERATIONS
+            for status, description in _BODY_ERRORS.items():
+                operation["responses"].setdefault(status, problem_response(description))
+
+
+def _document_request_id(path: str, response: dict[str, Any]) -> None:
+    response.setdefault("headers", {})["X-Request-ID"] = header_ref("X-Request-ID")
+
+
 def init_app(app: APIFlask) -> None:
+    add_part(app, _document)
+    add_response_part(app, _document_request_id)
     app.wsgi_app = LivenessProbe(  # type: ignore[method-assign]
         app.wsgi_app, app.config["HSTS_SECONDS"]
     )

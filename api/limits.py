@@ -17,6 +17,10 @@
 Each app has a `Limiter` of its own (`init_app`): its storage, fallback and switches
 belong to that app, never to the process. Route limits are declared here once, as data
 (`RouteLimit`), and bound to an app's limiter the first time a route runs in that app.
+
+The spec documents the limits where `_rate_limit_headers` writes them (`_document`): the
+X-RateLimit-* headers on every API answer, and the 429 with Retry-After. An app with
+limits off sends neither, and its document shows neither.
 """
 
 from __future__ import annotations
@@ -35,8 +39,18 @@ from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
 from limits.storage import MemoryStorage
 
+from api.errors import problem_response
+from api.http import is_api_path
 from api.outage import outage
 from api.principal import client_ip, current_principal
+from api.spec_parts import (
+    Spec,
+    add_part,
+    add_response_part,
+    describe_header,
+    header_ref,
+    operations,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 _EXTENSION = "rate_limits"
@@ -195,7 +209,7 @@ def _storage_uri(app: Flask) -> str:
 
 def _exempt() -> bool:
     """Probes, docs and the spec are never limited."""
-    return not request.path.startswith("/api/")
+    return not is_api_path(request.path)
 
 
 def _remember_budget() -> None:
@@ -253,6 +267,51 @@ def _rate_limit_headers(response: Response) -> Response:
     return response
 
 
+# name: (description, required, schema), as `_rate_limit_headers` writes them.
+_HEADERS: dict[str, tuple[str, bool, dict[str, Any]]] = {
+    "X-RateLimit-Limit": (
+        "Requests allowed in the current window.",
+        False,
+        {"type": "integer", "minimum": 1, "examples": [120]},
+    ),
+    "X-RateLimit-Remaining": (
+        "Requests left in the current window.",
+        False,
+        {"type": "integer", "minimum": 0, "examples": [119]},
+    ),
+    # A Unix time outgrows 32 bits in 2038.
+    "X-RateLimit-Reset": (
+        "When the window resets (Unix time, seconds).",
+        False,
+        {"type": "integer", "format": "int64", "minimum": 0, "examples": [1796119260]},
+    ),
+    "Retry-After": (
+        "Seconds to wait before retrying.",
+        True,
+        {"type": "integer", "minimum": 0, "examples": [30]},
+    ),
+}
+_RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def _document(spec: Spec) -> None:
+    """The headers, and a 429 on every API operation (probes and docs are exempt)."""
+    for name, (description, required, schema) in _HEADERS.items():
+        describe_header(spec, name, description, schema, required=required)
+    for path, _method, operation in operations(spec):
+        if is_api_path(path):
+            too_many = problem_response("Rate limit exceeded; wait `Retry-After` seconds.")
+            too_many["headers"] = {"Retry-After": header_ref("Retry-After")}
+            operation["responses"].setdefault("429", too_many)
+
+
+def _document_headers(path: str, response: dict[str, Any]) -> None:
+    if is_api_path(path):
+        headers = response.setdefault("headers", {})
+        for name in _RATE_LIMIT_HEADERS:
+            headers[name] = header_ref(name)
+
+
 _STORAGE_OUTAGE = "rate-limit storage (limits held per process meanwhile)"
 
 
@@ -287,6 +346,8 @@ def init_app(app: APIFlask) -> None:
         app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = False
     limiter = None
     if app.config["RATELIMIT_ENABLED"]:
+        add_part(app, _document)
+        add_response_part(app, _document_headers)
         # Flask runs after_request hooks in reverse: registered first, the header writer
         # runs after Flask-Limiter's own hook has counted the conditional deductions
         # (failed logins, 404s), so the headers show the counts after this request.

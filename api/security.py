@@ -15,8 +15,9 @@ decode and at most one query per request. Authentication then only reads it.
 `requires(scope)` is the one decorator that protects a view: it authenticates (through
 APIFlask auth objects, so the spec shows every accepted scheme), then checks the scope
 and, for admin operations, the role. The spec shows the scope in each security
-requirement and in `x-required-scopes`. Every failure is a problem response: 401 with a
-`WWW-Authenticate` challenge for a missing or bad credential, 403 naming what is missing.
+requirement and in `x-required-scopes`, and its 403 (`_document`). Every failure is a
+problem response: 401 with a `WWW-Authenticate` challenge for a missing or bad credential,
+403 naming what is missing.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Response, current_app, request
 
-from api.errors import ForbiddenError, UnauthorizedError, problem
+from api.errors import ForbiddenError, UnauthorizedError, problem, problem_response
 from api.extensions import db, jwt
 from api.models import MAX_ID, ROLE_SCOPES, Role, Scope, User
 from api.principal import ANONYMOUS, Kind, Principal, current_principal, set_principal
 from api.services import api_keys, tokens
+from api.spec_parts import Spec, add_part, operations
 
 REALM = "tasks-api"
 API_KEY_HEADER = "X-API-Key"
@@ -344,7 +346,28 @@ def requires(
     return decorator
 
 
+def _document(spec: Spec) -> None:
+    """Each operation's security, and the 403 of those that need a scope or a role,
+    merged with any 403 the operation documents itself."""
+    for _path, _method, operation in operations(spec):
+        # An operation without a credential says so (`security: []`, public), rather than
+        # leaving readers and linters to guess whether a global requirement applies.
+        operation.setdefault("security", [])
+        reasons = [
+            f"The credential lacks `{scope}`." for scope in operation.get("x-required-scopes", [])
+        ]
+        if "x-required-role" in operation:
+            reasons.insert(0, f"Only the `{operation['x-required-role']}` role may call this.")
+        if not reasons:
+            continue
+        existing = operation["responses"].get("403")
+        if existing is not None:
+            reasons.append(existing["description"])
+        operation["responses"]["403"] = problem_response(" ".join(reasons))
+
+
 def init_app(app: APIFlask) -> None:
+    add_part(app, _document)
     # Flask-JWT-Extended issues the tokens; `decode_token` verifies them (PyJWT, once).
     jwt.init_app(app)
     # Before every other before-request step that reads identity (the limiter's).

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.extensions import db
+from api.http import is_api_path
 from api.models import Task
 from api.openapi import TasksAPI
 from tests.support.auth import AuthHeaders, Headers
@@ -314,7 +315,7 @@ def test_spec_documents_conditional_headers_and_statuses(spec_path: Path) -> Non
     gets = [
         (path, item["get"])
         for path, item in spec["paths"].items()
-        if path.startswith("/api/") and "get" in item
+        if is_api_path(path) and "get" in item
     ]
     assert {operation["operationId"] for _, operation in gets} >= {"listTasks", "getTask"}
     for path, operation in gets:

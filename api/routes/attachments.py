@@ -13,10 +13,10 @@ from werkzeug.http import quote_etag
 
 from api.conditional import ETagHeader, if_none_match, use_etag
 from api.errors import DomainError, InvalidFieldError
+from api.http import request_body
 from api.idempotency import IdempotencyKeyHeader, answer_once, request_fingerprint
 from api.limits import protected
 from api.models import Attachment, Scope, Task
-from api.openapi import request_body
 from api.pagination import ListHeaders, paginated
 from api.routes import ViewResult, response_links
 from api.security import current_user, requires
@@ -92,7 +92,7 @@ class CreatedAttachmentHeaders(LocationHeader, ETagHeader):
     pass
 
 
-# Described once in api.openapi, like every response header.
+# Described once in api.openapi (the headers views declare).
 _CONTENT_HEADERS: dict[str, Any] = {
     name: {}
     for name in ("Content-Disposition", "Content-Length", "Accept-Ranges", "X-Content-Type-Options")
