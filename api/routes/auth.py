@@ -12,7 +12,7 @@ from marshmallow import ValidationError, missing
 from api.http import no_store
 from api.limits import limit_login, password_reset_limit, register_limit
 from api.principal import basic_credentials
-from api.routes import ViewResult, response_links
+from api.routes.common import ViewResult, response_links
 from api.security import current_user, refresh_auth, requires
 from api.services import auth, password_reset
 from schemas.auth import (
