@@ -11,11 +11,12 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import select
 
+from api import clock
 from api.errors import ConflictError, InvalidFieldError
 from api.extensions import db
 from api.jobs import workers
 from api.models import Role, Task, User
-from api.services import attachments, auth, clock, events, idempotency, jobs, tasks, tokens
+from api.services import attachments, auth, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.

@@ -289,7 +289,7 @@ def admin(auth: AuthHeaders) -> Headers:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     moved = Clock()
-    monkeypatch.setattr("api.services.clock.now", moved.now)
+    monkeypatch.setattr("api.clock.now", moved.now)
     return moved
 
 

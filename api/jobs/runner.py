@@ -24,11 +24,11 @@ from flask import current_app, g
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from api import clock
 from api.extensions import db
 from api.jobs import KINDS, RECURRING, Output, RunAgain, TransientJobError
 from api.models import Job, JobStatus
 from api.observability import JOBS_FINISHED
-from api.services import clock
 from api.services.jobs import counts_by_status, enqueue, result_expiry
 
 log = logging.getLogger(__name__)

@@ -27,6 +27,7 @@ from flask import current_app
 from sqlalchemy import exists, func, insert, literal, select, text
 from sqlalchemy.exc import IntegrityError
 
+from api import clock
 from api.errors import (
     ConflictError,
     ContentTooLargeError,
@@ -38,7 +39,7 @@ from api.extensions import db
 from api.models import MAX_ID, Attachment, EventType, Task, User
 from api.models.base import UTCDateTime
 from api.pagination import Page
-from api.services import clock, events
+from api.services import events
 from api.services.sql import fetch_page
 from api.storage import Chunks, StorageUnavailableError, store
 

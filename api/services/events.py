@@ -35,10 +35,10 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, select, text
 
+from api import clock
 from api.errors import ForbiddenError, GoneError, InvalidFieldError
 from api.extensions import db
 from api.models import Attachment, Event, EventType, Task, User
-from api.services import clock
 from schemas.attachments import AttachmentOut
 from schemas.tasks import TaskOut
 

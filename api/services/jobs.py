@@ -10,11 +10,11 @@ from flask import current_app, g, has_app_context
 from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
+from api import clock
 from api.errors import ConflictError, GoneError, NotFoundError
 from api.extensions import db
 from api.models import MAX_ID, Job, JobStatus, User
 from api.pagination import Page
-from api.services import clock
 from api.services.sql import fetch_page
 
 

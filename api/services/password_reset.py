@@ -8,10 +8,10 @@ from typing import Any, cast
 from flask import current_app
 from sqlalchemy import CursorResult, select, update
 
+from api import clock
 from api.errors import InvalidFieldError
 from api.extensions import db
 from api.models import PasswordResetToken, User
-from api.services import clock
 from api.services.email import send_templated
 from api.services.jobs import enqueue
 from api.services.secret_tokens import digest, new_secret

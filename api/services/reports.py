@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 
+from api import clock
 from api.errors import NotFoundError
 from api.extensions import db
 from api.jobs import Output
 from api.models import Job, Tag, Task, TaskPriority, TaskStatus, User, task_tags
-from api.services import clock
 from api.services.jobs import enqueue
 from api.services.tasks import overdue, task_filters
 from schemas.tasks import TaskOut

@@ -36,10 +36,10 @@ import httpx
 from flask import current_app
 from sqlalchemy import select, update
 
+from api import clock
 from api.extensions import db
 from api.jobs import RunAgain
 from api.models import DeliveryStatus, Webhook, WebhookDelivery
-from api.services import clock
 from api.services.jobs import enqueue
 from api.services.webhook_targets import RefusedTargetError, resolve
 from api.services.webhooks import DISABLED_EMAIL_JOB, SECRET_PREFIX

@@ -14,11 +14,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 
+from api import clock
 from api.errors import ConflictError, InvalidFieldError, NotFoundError
 from api.extensions import db
 from api.models import MAX_ID, DeliveryStatus, Event, User, Webhook, WebhookDelivery
 from api.pagination import Page
-from api.services import clock, events
+from api.services import events
 from api.services.jobs import enqueue_with_transaction
 from api.services.sql import fetch_page
 from api.services.webhook_targets import RefusedTargetError, check_url
