@@ -36,7 +36,8 @@ from api.errors import (
     ServiceUnavailableError,
 )
 from api.extensions import db
-from api.models import MAX_ID, Attachment, EventType, Task, User
+from api.jobs import RunAgain, job_kind
+from api.models import MAX_ID, Attachment, EventType, Job, Task, User
 from api.models.base import UTCDateTime
 from api.pagination import Page
 from api.services import events
@@ -342,3 +343,13 @@ def sweep() -> tuple[int, int]:
             objects += 1
         db.session.commit()
     return temps, objects
+
+
+@job_kind(SWEEP_JOB, recurring=True)
+def sweep_attachments(job: Job) -> None:
+    """Remove orphaned attachment objects, then run again after ATTACHMENT_SWEEP_SECONDS."""
+    temps, objects = sweep()
+    raise RunAgain(
+        current_app.config["ATTACHMENT_SWEEP_SECONDS"],
+        f"removed {temps} unfinished uploads and {objects} unreferenced objects",
+    )

@@ -38,7 +38,8 @@ from sqlalchemy import delete, select, text
 from api import clock
 from api.errors import ForbiddenError, GoneError, InvalidFieldError
 from api.extensions import db
-from api.models import Attachment, Event, EventType, Task, User
+from api.jobs import RunAgain, job_kind
+from api.models import Attachment, Event, EventType, Job, Task, User
 from schemas.attachments import AttachmentOut
 from schemas.tasks import TaskOut
 
@@ -193,3 +194,9 @@ def purge_expired() -> int:
     result = db.session.execute(delete(Event).where(Event.occurred_at < clock.now() - retention()))
     db.session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@job_kind(PURGE_JOB, recurring=True)
+def purge_events(job: Job) -> None:
+    purged = purge_expired()
+    raise RunAgain(current_app.config["EVENT_PURGE_INTERVAL_SECONDS"], f"purged {purged} events")
