@@ -23,6 +23,7 @@ from api.pagination import Page
 from api.services import events
 from api.services.sql import fetch_page
 from api.services.webhook_targets import RefusedTargetError, check_url
+from schemas.events import event_cursor
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def _queue(
     payload = {
         "type": type_,
         "timestamp": (event.occurred_at if event else now).isoformat(),
-        "event_id": events.event_cursor(event) if event else None,
+        "event_id": event_cursor(event) if event else None,
         "data": data,
     }
     delivery = WebhookDelivery(
