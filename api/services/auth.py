@@ -8,6 +8,7 @@ announced on the `login_failed` signal: the one place where limits on password g
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from blinker import Namespace
@@ -19,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from api.errors import ConflictError, ForbiddenError
 from api.extensions import db
 from api.models import Role, User
-from api.principal import current_claims
 from api.services import notifications, passwords, throttle, tokens
 from schemas.common import lower
 
@@ -119,19 +119,20 @@ def issue_tokens(user: User, *, fresh: bool = True, family: str | None = None) -
     }
 
 
-def rotate_refresh_token(user: User) -> dict[str, Any]:
-    """Exchange the current refresh token for a new pair in the same family.
+def rotate_refresh_token(user: User, claims: Mapping[str, Any]) -> dict[str, Any]:
+    """Exchange the presented refresh token (its verified `claims`) for a new pair in the
+    same family.
 
     The presented token is revoked; presenting it again later is treated as theft
     (see `api.security`) and ends the whole family.
     """
-    claims = current_claims()
     tokens.revoke(claims["jti"], tokens.Revocation.ROTATED, user.id, tokens.expiry(claims))
     db.session.commit()
     return issue_tokens(user, fresh=False, family=claims["fam"])
 
 
-def logout() -> None:
-    """End this login session: its access and refresh tokens, rotated or not."""
-    tokens.revoke_family(current_claims())
+def logout(claims: Mapping[str, Any]) -> None:
+    """End the login session of the access token with these `claims`: its access and
+    refresh tokens, rotated or not."""
+    tokens.revoke_family(claims)
     db.session.commit()
