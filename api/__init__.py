@@ -70,7 +70,6 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         docs,
         errors,
         http,
-        jobs,
         limits,
         observability,
         openapi,
@@ -79,6 +78,17 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         storage,
     )
     from api.extensions import db, init_redis, mail, migrate
+    from api.jobs import backends as jobs
+
+    # The services that own job kinds register them when imported (`api.jobs.job_kind`).
+    from api.services import (  # noqa: F401
+        attachments,
+        events,
+        notifications,
+        password_reset,
+        reports,
+        webhook_deliveries,
+    )
 
     hops = app.config["TRUSTED_PROXY_HOPS"]
     if hops:

@@ -11,12 +11,13 @@ from flask.cli import AppGroup
 from marshmallow import ValidationError
 from sqlalchemy import select
 
+from api import clock
 from api.errors import ConflictError, InvalidFieldError
 from api.extensions import db
-from api.jobs import workers
+from api.jobs import queue, workers
 from api.models import Role, Task, User
 from api.openapi import SPEC_FILE, spec_json
-from api.services import attachments, auth, clock, events, idempotency, jobs, tasks, tokens
+from api.services import attachments, auth, events, idempotency, jobs, tasks, tokens
 from schemas.auth import RegisterIn
 
 # The demo account `make run` seeds for local exploration; printed, not secret.
@@ -100,7 +101,7 @@ def init_app(app: APIFlask) -> None:
     @jobs_group.command("stats")
     def job_stats() -> None:
         """Print how many jobs are in each status."""
-        for status, count in jobs.counts_by_status().items():
+        for status, count in queue.counts_by_status().items():
             click.echo(f"{status}: {count}")
 
     @app.cli.command(

@@ -32,8 +32,8 @@ from api.errors import (
     problem_response,
     validation_problem,
 )
-from api.http import is_api_path
 from api.models import Task
+from api.paths import is_api_path
 from api.spec_parts import Spec, add_part, describe_header, header_ref, operations
 from schemas.common import Pattern
 

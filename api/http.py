@@ -24,15 +24,6 @@ from api.spec_parts import (
     operations,
 )
 
-# The API lives under this prefix; probes (/health), the docs and the spec live outside it.
-# Rate limits, ETags and their parts of the spec cover the API only.
-API_PREFIX = "/api/"
-
-
-def is_api_path(path: str) -> bool:
-    """Whether `path` (a request's, or a path of the spec) is part of the API."""
-    return path.startswith(API_PREFIX)
-
 
 def no_store() -> None:
     """This answer carries credentials: browsers and proxies must not store it

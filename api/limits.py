@@ -40,8 +40,8 @@ from flask_limiter import Limiter, RequestLimit
 from limits.storage import MemoryStorage
 
 from api.errors import problem_response
-from api.http import is_api_path
 from api.outage import outage
+from api.paths import is_api_path
 from api.principal import client_ip, current_principal
 from api.spec_parts import (
     Spec,

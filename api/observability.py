@@ -48,9 +48,6 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-JOBS_FINISHED = Counter(
-    "tasks_api_jobs_finished_total", "Background jobs finished.", ["kind", "status"]
-)
 # Read from the jobs table at each scrape: the same number from every process.
 JOBS = Gauge(
     "tasks_api_jobs", "Background jobs by status.", ["status"], multiprocess_mode="mostrecent"
@@ -173,8 +170,8 @@ def metrics() -> Response:
                 headers={"WWW-Authenticate": 'Bearer realm="tasks-api-metrics"'},
             )
     from api.jobs import executor
+    from api.jobs.queue import counts_by_status
     from api.jobs.workers import jobs_health
-    from api.services.jobs import counts_by_status
 
     for status, count in counts_by_status().items():
         JOBS.labels(status).set(count)

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from flask import current_app, has_app_context
 
@@ -110,3 +111,16 @@ def outage(name: str) -> Outage:
         with _registry_lock:
             found = registry.setdefault(name, Outage(name, reminder))
     return found
+
+
+# Readiness checks (api.services.health, and the executors' own) report through an outage.
+def failed_check(name: str, error: Exception) -> dict[str, Any]:
+    """A failed check's entry; logged once (then reminders) while it keeps failing."""
+    outage(f"readiness: {name}").failed(error)
+    return {"status": "fail", "detail": type(error).__name__}
+
+
+def checked(name: str) -> dict[str, Any]:
+    """A passing check's entry (and the end of its outage, if it had one)."""
+    outage(f"readiness: {name}").recovered()
+    return {"status": "ok"}

@@ -28,8 +28,6 @@ from typing import Any, TypeVar
 
 import jwt as pyjwt
 from apiflask import APIFlask, APIKeyHeaderAuth, HTTPError, HTTPTokenAuth, MultiAuth
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from flask import Response, current_app, request
 
 from api.errors import ForbiddenError, UnauthorizedError, problem, problem_response
@@ -61,45 +59,6 @@ api_key_auth = APIKeyHeaderAuth(
 )
 # A bearer token when the request has one, else an API key.
 token_or_key_auth = MultiAuth(token_auth, api_key_auth)
-
-
-# --- passwords -------------------------------------------------------------------------
-
-
-def _hasher() -> PasswordHasher:
-    hasher = current_app.extensions.get("password_hasher")
-    if hasher is None:
-        config = current_app.config
-        hasher = PasswordHasher(
-            time_cost=config["ARGON2_TIME_COST"],
-            memory_cost=config["ARGON2_MEMORY_COST"],
-            parallelism=config["ARGON2_PARALLELISM"],
-        )
-        current_app.extensions["password_hasher"] = hasher
-    return hasher
-
-
-def hash_password(password: str) -> str:
-    """Argon2id hash of `password`."""
-    return _hasher().hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    """Check `password` (argon2 compares in constant time). With no hash (unknown user)
-    spend the same time on a dummy hash, then fail."""
-    hasher = _hasher()
-    if password_hash is None:
-        dummy = current_app.extensions.get("dummy_password_hash")
-        if dummy is None:
-            dummy = current_app.extensions["dummy_password_hash"] = hasher.hash("equal-timing")
-        password_hash = dummy
-        known = False
-    else:
-        known = True
-    try:
-        return hasher.verify(password_hash, password) and known
-    except (VerificationError, InvalidHashError):
-        return False
 
 
 # --- authentication: the principal ----------------------------------------------------

@@ -115,7 +115,7 @@ def seed(database_url: str) -> None:
     sys.path.insert(0, str(ROOT))
     from api import create_app
     from api.models import Tag, Task, User, task_tags
-    from api.security import hash_password
+    from api.services.passwords import hash_password
 
     app = create_app(
         {

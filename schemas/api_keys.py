@@ -8,8 +8,8 @@ from typing import Any
 from apiflask import Schema, fields, validators
 from marshmallow import ValidationError
 
+from api import clock
 from api.models import Scope
-from api.services import clock
 from schemas.common import EXAMPLE_TIME, NOT_BLANK, DateTime, Enum, Pagination
 
 

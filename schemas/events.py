@@ -3,19 +3,45 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from apiflask import Schema, fields, validators
 from marshmallow import RAISE
 from marshmallow import Schema as MarshmallowSchema
 
-from api.models import MAX_ID, EventType
-from api.services.events import CURSOR_PATTERN, event_cursor
+from api.models import MAX_ID, Event, EventType
 from schemas.attachments import AttachmentOut
 from schemas.common import EXAMPLE_TIME, MAX_PER_PAGE, Enum, Pattern
 from schemas.tasks import TaskOut
 
+# A cursor is the last event id seen and when that position was current (Unix seconds),
+# in fixed-width hex: opaque to clients, yet ordered like the events. The feed
+# (api.services.events) reads and writes it; here, because the schemas show it as `id`.
+CURSOR_PATTERN = "^[0-9a-f]{26}$"
+# Ids are 64-bit (BIGINT): a larger one in a cursor cannot exist.
+_MAX_EVENT_ID = 2**63 - 1
 _CURSOR_EXAMPLE = "000000000000002a006929a5c0"
+
+
+def encode_cursor(event_id: int, at: datetime) -> str:
+    return f"{event_id:016x}{int(at.timestamp()):010x}"
+
+
+def event_cursor(event: Event) -> str:
+    """An event's public `id`: a cursor for "the events after this one"."""
+    return encode_cursor(event.id, event.occurred_at)
+
+
+def decode_cursor(cursor: str) -> tuple[int, datetime]:
+    """The event id and the time a cursor holds; ValueError when it is not a cursor."""
+    try:
+        event_id = int(cursor[:16], 16)
+        if event_id > _MAX_EVENT_ID:
+            raise ValueError(event_id)
+        return event_id, datetime.fromtimestamp(int(cursor[16:], 16), tz=UTC)
+    except (OverflowError, OSError) as error:  # a time out of the platform's range
+        raise ValueError(cursor) from error
 
 
 class EventQuery(Schema):

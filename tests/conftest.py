@@ -31,7 +31,7 @@ from api.extensions import cache, db
 from api.limits import app_limiter
 from api.models import Role, User
 from api.openapi import SPEC_FILE, TasksAPI
-from api.security import hash_password
+from api.services.passwords import hash_password
 from tests.support import operations
 from tests.support.apps import (
     POSTGRES_TEST_OPTIONS,
@@ -289,7 +289,7 @@ def admin(auth: AuthHeaders) -> Headers:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     moved = Clock()
-    monkeypatch.setattr("api.services.clock.now", moved.now)
+    monkeypatch.setattr("api.clock.now", moved.now)
     return moved
 
 

@@ -1,4 +1,4 @@
-"""One clock: every rule that reads the time reads `api.services.clock`, so moving that one
+"""One clock: every rule that reads the time reads `api.clock`, so moving that one
 clock (the `clock` fixture) moves task timestamps, the overdue filter, idempotency expiry,
 token purges and API key validation together."""
 

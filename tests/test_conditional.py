@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.extensions import db
-from api.http import is_api_path
 from api.models import Task
 from api.openapi import TasksAPI
+from api.paths import is_api_path
 from tests.support.auth import AuthHeaders, Headers
 from tests.support.headers import assert_security_headers
 from tests.support.problems import assert_problem

@@ -21,11 +21,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from api.extensions import db
+from api.jobs.queue import enqueue
 from api.jobs.runner import run_job
 from api.models import Event, EventType, Job, JobStatus, User
 from api.openapi import TasksAPI
 from api.services import events
-from api.services.jobs import enqueue
 from tests.support.apps import POSTGRES_TEST_OPTIONS, add_user, app_with_schema, dispose
 from tests.support.clock import Clock
 from tests.support.task_session import scripted_session

@@ -16,10 +16,10 @@ import tests.support.job_kinds  # noqa: F401 - registers the test.* job kinds
 from api.extensions import db
 from api.jobs import KINDS, executor
 from api.jobs.executors import ThreadExecutor
+from api.jobs.queue import enqueue
 from api.jobs.runner import INTERNAL_ERROR, UNAVAILABLE_ERROR, run_job
 from api.models import Job
 from api.openapi import TasksAPI
-from api.services.jobs import enqueue
 from tests.support.apps import (
     add_user,
     app_with_schema,

@@ -17,10 +17,10 @@ from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
 from api.extensions import cache, db
-from api.http import is_api_path
 from api.limits import app_limiter
 from api.models import Task, User
 from api.openapi import TasksAPI
+from api.paths import is_api_path
 from tests.support.apps import UNREACHABLE_REDIS_URL, AppFactory, redis_worker
 from tests.support.auth import PASSWORD, AuthHeaders, Headers, bearer, login
 from tests.support.headers import assert_security_headers

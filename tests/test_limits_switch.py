@@ -10,8 +10,8 @@ from typing import Any
 
 from werkzeug.test import TestResponse
 
-from api.http import is_api_path
 from api.openapi import TasksAPI
+from api.paths import is_api_path
 from tests.support.apps import (
     app_with_schema,
     dispose,

@@ -8,11 +8,11 @@ import base64
 from flask.testing import FlaskClient
 
 from api.openapi import TasksAPI
-from api.security import verify_password
+from api.services.passwords import verify_password
 from tests.support.problems import assert_problem
 
 LOGIN = "/api/v1/auth/login"
-# The password behind the dummy hash (api.security.verify_password).
+# The password behind the dummy hash (api.services.passwords.verify_password).
 DUMMY_PASSWORD = "equal-timing"
 
 

@@ -211,7 +211,7 @@ def world(app: TasksAPI) -> World:
 
 
 def _hash() -> str:
-    from api.security import hash_password
+    from api.services.passwords import hash_password
 
     return hash_password(PASSWORD)
 

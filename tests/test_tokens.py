@@ -21,8 +21,8 @@ from sqlalchemy import func, select
 from api.extensions import db
 from api.models import RevokedToken, User
 from api.openapi import TasksAPI
-from api.security import hash_password
 from api.services import tokens
+from api.services.passwords import hash_password
 from tests.support.apps import UNREACHABLE_REDIS, clear_redis, dispose, make_app, redis_config
 from tests.support.auth import (
     LOGOUT,

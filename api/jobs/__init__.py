@@ -1,7 +1,9 @@
-"""Background jobs: job kinds, and the executors that run them.
+"""Background jobs. This module is their registry: job kinds (`job_kind`, registered by
+the services that own them), what a handler returns or raises, and the current executor.
+It imports no service: services import it.
 
-A job is a row in `jobs` (see `api.models.Job`); `api.services.jobs.enqueue` writes it and
-hands its id to the app's executor, chosen by `JOBS_BACKEND`:
+A job is a row in `jobs` (see `api.models.Job`); `api.jobs.queue.enqueue` writes it and
+hands its id to the app's executor, chosen by `JOBS_BACKEND` (`api.jobs.backends`):
 
 - `thread` (default): a thread pool in each web process, which also polls the table for
   queued jobs (retries, jobs enqueued elsewhere) and re-queues orphans (`running` with a
@@ -16,14 +18,12 @@ and a finished job never runs again.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flask import Flask, current_app, request
+from flask import current_app
 
-from api.config import ConfigError
 from api.models import Job
 
 
@@ -96,34 +96,3 @@ def executor() -> Executor:
     """The current app's executor."""
     found: Executor = current_app.extensions["jobs"]
     return found
-
-
-def init_app(app: Flask) -> None:
-    from api.jobs import definitions  # noqa: F401 - registers the app's job kinds
-
-    for module in app.config["JOBS_IMPORTS"]:
-        importlib.import_module(module)
-    backend = app.config["JOBS_BACKEND"]
-    chosen: Executor
-    if backend == "inline":
-        from api.jobs.executors import InlineExecutor
-
-        chosen = InlineExecutor(app)
-    elif backend == "thread":
-        from api.jobs.executors import ThreadExecutor
-
-        chosen = ThreadExecutor(app)
-    elif backend == "celery":
-        from api.jobs.celery_backend import CeleryExecutor
-
-        chosen = CeleryExecutor(app)
-    else:
-        raise ConfigError(f"JOBS_BACKEND must be thread, celery or inline, not {backend!r}")
-    app.extensions["jobs"] = chosen
-
-    @app.before_request
-    def _start_executor() -> None:
-        # Lazily, in the process that serves (never in the gunicorn master, a CLI command
-        # or an app that only answers the liveness probe, which touches nothing).
-        if request.path != "/health/live":
-            chosen.start()

@@ -22,7 +22,7 @@ from api.config import DECLARED, ConfigError, broker_url
 from api.jobs.executors import run_in_context
 from api.jobs.runner import due_job_ids, requeue_orphans, schedule_recurring
 from api.jobs.workers import Heartbeat
-from api.services.health import failed_check
+from api.outage import failed_check
 
 log = logging.getLogger(__name__)
 TASK_NAME = "tasks_api.run_job"

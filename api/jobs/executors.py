@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import Flask
 
+from api.jobs.later import after_response
 from api.jobs.runner import Outcome, due_job_ids, requeue_orphans, run_job, schedule_recurring
 from api.jobs.workers import Heartbeat
 from api.outage import outage
-from api.services.later import after_response
 
 log = logging.getLogger(__name__)
 

@@ -21,17 +21,21 @@ from datetime import timedelta
 from typing import Any, cast
 
 from flask import current_app, g
+from prometheus_client import Counter
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 
+from api import clock
 from api.extensions import db
 from api.jobs import KINDS, RECURRING, Output, RunAgain, TransientJobError
+from api.jobs.queue import counts_by_status, enqueue, result_expiry
 from api.models import Job, JobStatus
-from api.observability import JOBS_FINISHED
-from api.services import clock
-from api.services.jobs import counts_by_status, enqueue, result_expiry
 
 log = logging.getLogger(__name__)
+# Counted where jobs finish; `/metrics` (api.observability) serves it with the rest.
+JOBS_FINISHED = Counter(
+    "tasks_api_jobs_finished_total", "Background jobs finished.", ["kind", "status"]
+)
 
 # Failures worth another attempt: network and mail server trouble (smtplib's errors are
 # OSErrors), a database that dropped the connection, and what handlers declare transient.

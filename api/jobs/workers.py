@@ -19,10 +19,10 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import delete, func, or_, select, update
 
+from api import clock
 from api.extensions import db
 from api.models import Job, JobStatus, WorkerHeartbeat
 from api.outage import outage
-from api.services import clock
 
 
 def worker_name(backend: str) -> str:

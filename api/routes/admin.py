@@ -7,7 +7,7 @@ from apiflask.schemas import EmptySchema
 
 from api.extensions import cache
 from api.models import Role, Scope
-from api.routes import ViewResult
+from api.routes.common import ViewResult
 from api.security import requires
 
 bp = APIBlueprint(

@@ -10,7 +10,7 @@ from flask import url_for
 
 from api.http import no_store
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult, response_links
+from api.routes.common import ViewResult, response_links
 from api.security import current_user, requires
 from api.services import api_keys
 from schemas.api_keys import ApiKeyCreatedOut, ApiKeyIn, ApiKeyList, ApiKeyOut

@@ -18,7 +18,7 @@ from api.idempotency import IdempotencyKeyHeader, answer_once, request_fingerpri
 from api.limits import protected
 from api.models import Attachment, Scope, Task
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult, response_links
+from api.routes.common import ViewResult, response_links
 from api.security import current_user, requires
 from api.services import attachments, tasks
 from api.uploads import file_stream

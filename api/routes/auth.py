@@ -11,8 +11,8 @@ from marshmallow import ValidationError, missing
 
 from api.http import no_store
 from api.limits import limit_login, password_reset_limit, register_limit
-from api.principal import basic_credentials
-from api.routes import ViewResult, response_links
+from api.principal import basic_credentials, current_claims
+from api.routes.common import ViewResult, response_links
 from api.security import current_user, refresh_auth, requires
 from api.services import auth, password_reset
 from schemas.auth import (
@@ -114,7 +114,7 @@ def refresh_token() -> tuple[dict[str, Any], int]:
     The refresh token sent is revoked: use the new one next time.
     """
     no_store()
-    return auth.rotate_refresh_token(current_user()), 200
+    return auth.rotate_refresh_token(current_user(), current_claims()), 200
 
 
 @bp.post("/logout")
@@ -126,7 +126,7 @@ def logout() -> tuple[str, int]:
 
     Both stop working at once; other sessions (other logins) of the same user go on.
     """
-    auth.logout()
+    auth.logout(current_claims())
     return "", 204
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from apiflask import APIBlueprint
 
 from api.models import Scope
-from api.routes import ViewResult
+from api.routes.common import ViewResult
 from api.security import current_user, requires
 from api.services import events
 from schemas.events import EventList, EventQuery

@@ -10,7 +10,7 @@ from flask import Response
 from api.limits import protected
 from api.models import Scope
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult
+from api.routes.common import ViewResult
 from api.security import current_user, requires
 from api.services import jobs
 from api.services.reports import JSON_TYPE

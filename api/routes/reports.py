@@ -10,7 +10,7 @@ from flask import url_for
 from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import reports_limit
 from api.models import Scope
-from api.routes import ViewResult, response_links
+from api.routes.common import ViewResult, response_links
 from api.security import current_user, requires
 from api.services import reports
 from schemas.common import LocationHeader

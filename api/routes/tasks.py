@@ -14,7 +14,7 @@ from api.idempotency import IdempotencyKeyHeader, idempotent
 from api.limits import protected
 from api.models import Scope, Task
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult, response_links
+from api.routes.common import ViewResult, response_links
 from api.security import current_user, requires
 from api.serialization import compile_dumper, dumped_attributes
 from api.services import tasks

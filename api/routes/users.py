@@ -11,7 +11,7 @@ from api.cache import cached
 from api.http import no_store
 from api.models import Role, Scope
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult
+from api.routes.common import ViewResult
 from api.security import current_user, requires
 from api.services import users
 from schemas.auth import TokenOut

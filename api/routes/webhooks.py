@@ -11,7 +11,7 @@ from flask import url_for
 from api.http import no_store
 from api.models import Scope
 from api.pagination import ListHeaders, paginated
-from api.routes import ViewResult, response_links
+from api.routes.common import ViewResult, response_links
 from api.security import current_user, requires
 from api.services import webhooks
 from schemas.common import LocationHeader, PageQuery

@@ -8,11 +8,11 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import delete, or_, select, update
 
+from api import clock
 from api.errors import ForbiddenError, NotFoundError, UnauthorizedError
 from api.extensions import db
 from api.models import MAX_ID, ROLE_SCOPES, ApiKey, Scope, User
 from api.pagination import Page
-from api.services import clock
 from api.services.paging import Listing, fetch_page
 from api.services.secret_tokens import digest, new_secret
 

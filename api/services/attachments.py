@@ -27,6 +27,7 @@ from flask import current_app
 from sqlalchemy import exists, func, insert, literal, select, text
 from sqlalchemy.exc import IntegrityError
 
+from api import clock
 from api.errors import (
     ConflictError,
     ContentTooLargeError,
@@ -35,10 +36,11 @@ from api.errors import (
     ServiceUnavailableError,
 )
 from api.extensions import db
-from api.models import MAX_ID, Attachment, EventType, Task, User
+from api.jobs import RunAgain, job_kind
+from api.models import MAX_ID, Attachment, EventType, Job, Task, User
 from api.models.base import UTCDateTime
 from api.pagination import Page
-from api.services import clock, events
+from api.services import events
 from api.services.paging import Listing, fetch_page
 from api.storage import Chunks, StorageUnavailableError, store
 
@@ -346,3 +348,13 @@ def sweep() -> tuple[int, int]:
             objects += 1
         db.session.commit()
     return temps, objects
+
+
+@job_kind(SWEEP_JOB, recurring=True)
+def sweep_attachments(job: Job) -> None:
+    """Remove orphaned attachment objects, then run again after ATTACHMENT_SWEEP_SECONDS."""
+    temps, objects = sweep()
+    raise RunAgain(
+        current_app.config["ATTACHMENT_SWEEP_SECONDS"],
+        f"removed {temps} unfinished uploads and {objects} unreferenced objects",
+    )

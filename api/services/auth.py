@@ -8,6 +8,7 @@ announced on the `login_failed` signal: the one place where limits on password g
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from blinker import Namespace
@@ -19,8 +20,6 @@ from sqlalchemy.exc import IntegrityError
 from api.errors import ConflictError, ForbiddenError
 from api.extensions import db
 from api.models import Role, User
-from api.principal import current_claims
-from api.security import hash_password, verify_password
 from api.services import notifications, passwords, throttle, tokens
 from schemas.common import lower
 
@@ -57,7 +56,9 @@ def register_user(username: str, email: str, password: str, role: str = Role.USE
     """Create a user (422 for a weak password, 409 if the username or email is taken,
     checked by the DB); queue the welcome email and the admins' notices."""
     passwords.check_strength(password, username, email)
-    user = User(username=username, email=email, password_hash=hash_password(password), role=role)
+    user = User(
+        username=username, email=email, password_hash=passwords.hash_password(password), role=role
+    )
     db.session.add(user)
     commit_account()
     notifications.user_registered(user)
@@ -87,7 +88,7 @@ def authenticate(login: str, password: str) -> User | None:
         user = db.session.scalar(
             select(User).where(or_(User.username == login, User.email == login))
         )
-    ok = verify_password(user.password_hash if user else None, password)
+    ok = passwords.verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         _fail(login, user, (login,))
         return None
@@ -99,7 +100,7 @@ def check_current_password(user: User, password: str) -> None:
     the account's names wait out failed guesses, which wrong answers here add to."""
     names = (user.username, user.email)
     throttle.check(*names)
-    if not verify_password(user.password_hash, password):
+    if not passwords.verify_password(user.password_hash, password):
         _fail(user.username, user, names)
         raise ForbiddenError("The current password is wrong.")
 
@@ -118,19 +119,20 @@ def issue_tokens(user: User, *, fresh: bool = True, family: str | None = None) -
     }
 
 
-def rotate_refresh_token(user: User) -> dict[str, Any]:
-    """Exchange the current refresh token for a new pair in the same family.
+def rotate_refresh_token(user: User, claims: Mapping[str, Any]) -> dict[str, Any]:
+    """Exchange the presented refresh token (its verified `claims`) for a new pair in the
+    same family.
 
     The presented token is revoked; presenting it again later is treated as theft
     (see `api.security`) and ends the whole family.
     """
-    claims = current_claims()
     tokens.revoke(claims["jti"], tokens.Revocation.ROTATED, user.id, tokens.expiry(claims))
     db.session.commit()
     return issue_tokens(user, fresh=False, family=claims["fam"])
 
 
-def logout() -> None:
-    """End this login session: its access and refresh tokens, rotated or not."""
-    tokens.revoke_family(current_claims())
+def logout(claims: Mapping[str, Any]) -> None:
+    """End the login session of the access token with these `claims`: its access and
+    refresh tokens, rotated or not."""
+    tokens.revoke_family(claims)
     db.session.commit()

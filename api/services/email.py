@@ -1,7 +1,8 @@
 """Outgoing email, through Flask-Mailman (`MAIL_BACKEND`: console, smtp, locmem, ...).
 
-Messages are sent by jobs (`api.jobs.definitions`), never by a request: a slow or failing
-mail server never delays or fails one. Here a failure raises, so the job can retry.
+Messages are sent by jobs (`api.services.notifications`, `api.services.password_reset`),
+never by a request: a slow or failing mail server never delays or fails one. Here a failure
+raises, so the job can retry.
 """
 
 from __future__ import annotations

@@ -29,17 +29,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import delete, select, text
 
+from api import clock
 from api.errors import ForbiddenError, GoneError, InvalidFieldError
 from api.extensions import db
-from api.models import Attachment, Event, EventType, Task, User
-from api.services import clock
+from api.jobs import RunAgain, job_kind
+from api.models import Attachment, Event, EventType, Job, Task, User
 from schemas.attachments import AttachmentOut
+from schemas.events import decode_cursor, encode_cursor
 from schemas.tasks import TaskOut
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,6 @@ PURGE_JOB = "events.purge"
 # The advisory lock's key: one 64-bit constant that every writer of events shares
 # ("TaskEvnt" in ASCII, unlikely to collide with another application's lock).
 _EVENT_ORDER_LOCK = 0x5461736B45766E74
-# Ids are 64-bit (BIGINT): a larger one in a cursor cannot exist.
-_MAX_EVENT_ID = 2**63 - 1
 Listener = Callable[[Event], None]
 # Hooks run after an event is added (webhooks fan it out to their subscriptions, in the
 # same transaction). A registry, so this module imports none of its users.
@@ -119,27 +119,10 @@ def retention() -> timedelta:
     return timedelta(days=current_app.config["EVENT_RETENTION_DAYS"])
 
 
-# A cursor is the last event id seen and when that position was current (Unix seconds),
-# in fixed-width hex: opaque to clients, yet ordered like the events.
-CURSOR_PATTERN = "^[0-9a-f]{26}$"
-
-
-def encode_cursor(event_id: int, at: datetime) -> str:
-    return f"{event_id:016x}{int(at.timestamp()):010x}"
-
-
-def event_cursor(event: Event) -> str:
-    """An event's public `id`: a cursor for "the events after this one"."""
-    return encode_cursor(event.id, event.occurred_at)
-
-
 def _decode_cursor(cursor: str) -> tuple[int, datetime]:
     try:
-        event_id = int(cursor[:16], 16)
-        if event_id > _MAX_EVENT_ID:
-            raise ValueError(event_id)
-        return event_id, datetime.fromtimestamp(int(cursor[16:], 16), tz=UTC)
-    except (ValueError, OverflowError, OSError) as error:
+        return decode_cursor(cursor)
+    except ValueError as error:
         raise InvalidFieldError(
             "after", "Not a cursor of this feed (an event id or a next_cursor).", location="query"
         ) from error
@@ -193,3 +176,9 @@ def purge_expired() -> int:
     result = db.session.execute(delete(Event).where(Event.occurred_at < clock.now() - retention()))
     db.session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@job_kind(PURGE_JOB, recurring=True)
+def purge_events(job: Job) -> None:
+    purged = purge_expired()
+    raise RunAgain(current_app.config["EVENT_PURGE_INTERVAL_SECONDS"], f"purged {purged} events")

@@ -16,21 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.extensions import db, redis_client
-from api.outage import outage
+from api.outage import checked, failed_check
 
 CRITICAL = frozenset({"database"})
-
-
-def failed_check(name: str, error: Exception) -> dict[str, Any]:
-    """A failed check's entry; logged once (then reminders) while it keeps failing."""
-    outage(f"readiness: {name}").failed(error)
-    return {"status": "fail", "detail": type(error).__name__}
-
-
-def checked(name: str) -> dict[str, Any]:
-    """A passing check's entry (and the end of its outage, if it had one)."""
-    outage(f"readiness: {name}").recovered()
-    return {"status": "ok"}
 
 
 def check_database() -> dict[str, Any]:

@@ -8,9 +8,9 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import delete, select
 
+from api import clock
 from api.extensions import db
 from api.models import IdempotencyRecord
-from api.services import clock
 from api.services.sql import insert_missing
 
 

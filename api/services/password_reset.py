@@ -8,12 +8,13 @@ from typing import Any, cast
 from flask import current_app
 from sqlalchemy import CursorResult, select, update
 
+from api import clock
 from api.errors import InvalidFieldError
 from api.extensions import db
-from api.models import PasswordResetToken, User
-from api.services import clock
+from api.jobs import job_kind
+from api.jobs.queue import enqueue
+from api.models import Job, PasswordResetToken, User
 from api.services.email import send_templated
-from api.services.jobs import enqueue
 from api.services.secret_tokens import digest, new_secret
 from api.services.users import set_password
 
@@ -32,6 +33,11 @@ def request_reset(email: str) -> None:
     the job. Neither the answer nor its timing tells whether the account exists.
     """
     enqueue(RESET_JOB, {"email": email})
+
+
+@job_kind(RESET_JOB)
+def password_reset_email(job: Job) -> None:
+    send_reset_email(job.params["email"])
 
 
 def send_reset_email(email: str) -> None:

@@ -1,4 +1,9 @@
-"""Password strength: common and trivially weak passwords are refused (OWASP ASVS V2.1.7).
+"""Passwords: their argon2id hashes, and their strength.
+
+Hashes: `hash_password` and `verify_password` (argon2id, parameters from `ARGON2_*`; an
+unknown user costs the same time as a known one).
+
+Strength: common and trivially weak passwords are refused (OWASP ASVS V2.1.7).
 
 zxcvbn estimates how many guesses a password takes, from frequency lists (common
 passwords, names, words), keyboard patterns, repeats, sequences and dates, and from the
@@ -12,10 +17,49 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from zxcvbn import zxcvbn
 
 from api.errors import InvalidFieldError
+
+
+def _hasher() -> PasswordHasher:
+    hasher = current_app.extensions.get("password_hasher")
+    if hasher is None:
+        config = current_app.config
+        hasher = PasswordHasher(
+            time_cost=config["ARGON2_TIME_COST"],
+            memory_cost=config["ARGON2_MEMORY_COST"],
+            parallelism=config["ARGON2_PARALLELISM"],
+        )
+        current_app.extensions["password_hasher"] = hasher
+    return hasher
+
+
+def hash_password(password: str) -> str:
+    """Argon2id hash of `password`."""
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check `password` (argon2 compares in constant time). With no hash (unknown user)
+    spend the same time on a dummy hash, then fail."""
+    hasher = _hasher()
+    if password_hash is None:
+        dummy = current_app.extensions.get("dummy_password_hash")
+        if dummy is None:
+            dummy = current_app.extensions["dummy_password_hash"] = hasher.hash("equal-timing")
+        password_hash = dummy
+        known = False
+    else:
+        known = True
+    try:
+        return hasher.verify(password_hash, password) and known
+    except (VerificationError, InvalidHashError):
+        return False
+
 
 # zxcvbn refuses longer input (its matching cost grows with the length); the first 72
 # characters decide, which no weak prefix passes.

@@ -17,12 +17,12 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 
+from api import clock
 from api.errors import NotFoundError
 from api.extensions import db
-from api.jobs import Output
+from api.jobs import Output, job_kind
+from api.jobs.queue import enqueue
 from api.models import Job, Tag, Task, TaskPriority, TaskStatus, User, task_tags
-from api.services import clock
-from api.services.jobs import enqueue
 from api.services.tasks import overdue, task_filters
 from schemas.tasks import TaskOut
 
@@ -55,6 +55,7 @@ def create_report(user: User, request: dict[str, Any]) -> Job:
     return enqueue(REPORT_JOB, params, owner_id=user.id)
 
 
+@job_kind(REPORT_JOB)
 def make_report(job: Job) -> Output:
     """Run a report job: the summary or export its params ask for."""
     user = db.session.get(User, job.owner_id) if job.owner_id is not None else None

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.types import TypeDecorator
 
+from api import clock
 from api.errors import (
     ConflictError,
     ForbiddenError,
@@ -31,7 +32,7 @@ from api.errors import (
 from api.extensions import db
 from api.models import MAX_ID, EventType, Tag, Task, TaskPriority, TaskStatus, User, task_tags
 from api.pagination import Page
-from api.services import attachments, clock, events, notifications
+from api.services import attachments, events, notifications
 from api.services.paging import LIKE_ESCAPE, Filter, Listing, fetch_page, like_escaped
 from api.services.sql import insert_missing
 

@@ -32,10 +32,10 @@ from redis import Redis, RedisError
 from sqlalchemy import bindparam, delete, event, select
 from sqlalchemy.orm import Session
 
+from api import clock
 from api.extensions import db, redis_client
 from api.models import RevokedToken, User
 from api.outage import outage
-from api.services import clock
 from api.services.sql import insert_missing
 
 _PENDING = "pending_revocations"  # Session.info key: entries to write to Redis on commit

@@ -10,7 +10,6 @@ from api.errors import ConflictError, NotFoundError
 from api.extensions import db
 from api.models import MAX_ID, Role, User
 from api.pagination import Page
-from api.security import hash_password
 from api.services import api_keys, passwords, tokens
 from api.services.auth import check_current_password, commit_account, issue_tokens
 from api.services.paging import LIKE_ESCAPE, Listing, fetch_page, like_escaped
@@ -46,7 +45,7 @@ def set_password(user: User, password: str) -> None:
     """New password (422 if too weak); all the user's tokens are revoked with the old one.
     Not committed."""
     passwords.check_strength(password, user.username, user.email)
-    user.password_hash = hash_password(password)
+    user.password_hash = passwords.hash_password(password)
     tokens.revoke_user_tokens(user)
 
 

@@ -36,13 +36,13 @@ import httpx
 from flask import current_app
 from sqlalchemy import select, update
 
+from api import clock
 from api.extensions import db
-from api.jobs import RunAgain
-from api.models import DeliveryStatus, Webhook, WebhookDelivery
-from api.services import clock
-from api.services.jobs import enqueue
+from api.jobs import RunAgain, job_kind
+from api.models import DeliveryStatus, Job, Webhook, WebhookDelivery
+from api.services import notifications
 from api.services.webhook_targets import RefusedTargetError, resolve
-from api.services.webhooks import DISABLED_EMAIL_JOB, SECRET_PREFIX
+from api.services.webhooks import DELIVER_JOB, SECRET_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,11 @@ def _behind_an_earlier_one(delivery: WebhookDelivery) -> bool:
     return earlier is not None
 
 
+@job_kind(DELIVER_JOB)
+def deliver_webhook(job: Job) -> None:
+    deliver(job.params["delivery_id"])
+
+
 def deliver(delivery_id: int) -> None:
     """Make one attempt at a pending delivery (the `webhook.deliver` job's body)."""
     delivery = db.session.get(WebhookDelivery, delivery_id)
@@ -259,7 +264,7 @@ def _record(delivery_id: int, webhook_id: int, attempt: Attempt) -> None:
         disabled = disable_for is not None and _disable(webhook_id, disable_for)
         db.session.commit()
         if disabled:
-            enqueue(DISABLED_EMAIL_JOB, {"webhook_id": webhook_id})
+            notifications.webhook_disabled(webhook_id)
         return
     delay = backoff(delivery.attempts)
     delivery.next_attempt_at = clock.now() + timedelta(seconds=delay)

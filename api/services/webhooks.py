@@ -14,19 +14,20 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 
+from api import clock
 from api.errors import ConflictError, InvalidFieldError, NotFoundError
 from api.extensions import db
+from api.jobs.queue import enqueue_with_transaction
 from api.models import MAX_ID, DeliveryStatus, Event, User, Webhook, WebhookDelivery
 from api.pagination import Page
-from api.services import clock, events
-from api.services.jobs import enqueue_with_transaction
+from api.services import events
 from api.services.paging import Listing, fetch_page
 from api.services.webhook_targets import RefusedTargetError, check_url
+from schemas.events import event_cursor
 
 log = logging.getLogger(__name__)
 
 DELIVER_JOB = "webhook.deliver"
-DISABLED_EMAIL_JOB = "email.webhook_disabled"
 PING = "webhook.ping"
 SECRET_PREFIX = "whsec_"  # noqa: S105  # nosec B105 - the Standard Webhooks label
 # After a rotation the old secret signs alongside the new one this long.
@@ -139,7 +140,7 @@ def _queue(
     payload = {
         "type": type_,
         "timestamp": (event.occurred_at if event else now).isoformat(),
-        "event_id": events.event_cursor(event) if event else None,
+        "event_id": event_cursor(event) if event else None,
         "data": data,
     }
     delivery = WebhookDelivery(

@@ -19,8 +19,8 @@ from redis import Redis
 
 import tests.support.job_kinds  # noqa: F401 - the worker imports them too (JOBS_IMPORTS)
 from api.jobs import executor
+from api.jobs.queue import enqueue
 from api.openapi import TasksAPI
-from api.services.jobs import enqueue
 from tests.support.apps import (
     add_user,
     app_with_schema,

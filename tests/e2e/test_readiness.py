@@ -17,9 +17,9 @@ import pytest
 from kombu import Connection
 
 import tests.support.job_kinds  # noqa: F401 - the worker imports them too (JOBS_IMPORTS)
+from api.jobs.queue import enqueue
 from api.jobs.workers import beat
 from api.openapi import TasksAPI
-from api.services.jobs import enqueue
 from tests.support.apps import add_user, app_with_schema, dispose, isolated_process_state, make_app
 from tests.support.apps import sqlite_url as sqlite_file_url
 from tests.support.auth import bearer, login

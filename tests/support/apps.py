@@ -24,7 +24,7 @@ from api import create_app
 from api.extensions import db
 from api.models import Role, User
 from api.openapi import TasksAPI
-from api.security import hash_password
+from api.services.passwords import hash_password
 from tests.support.auth import PASSWORD
 from tests.support.operations import RecordingClient
 

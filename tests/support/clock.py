@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 
 class Clock:
-    """The services' time (`api.services.clock.now`), moved on by tests instead of sleeping."""
+    """The services' time (`api.clock.now`), moved on by tests instead of sleeping."""
 
     def __init__(self) -> None:
         self.offset = timedelta()

@@ -1,7 +1,7 @@
 """Work that must not hold up a response: it runs once the response has been sent.
 
 The `inline` job executor (`api.jobs.executors`, the tests' default) runs jobs through it;
-real work goes through jobs (`api.services.jobs.enqueue`), which other executors run on
+real work goes through jobs (`api.jobs.queue.enqueue`), which other executors run on
 threads or workers.
 """
 

@@ -1,4 +1,4 @@
-"""Celery's entry point: `celery -A api.jobs.worker:celery worker` (what `flask worker`
+"""Celery's entry point: `celery -A api.worker:celery worker` (what `flask worker`
 runs). The app is built with the celery backend, whatever JOBS_BACKEND says."""
 
 from __future__ import annotations
