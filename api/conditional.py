@@ -141,9 +141,10 @@ def _write_etag(response: Response) -> Response:
         and is_api_path(request.path)
         and not response.direct_passthrough  # a body we can hash (JSON, a CSV result)
     ):
-        errors = _if_none_match.validate(dict(request.headers))
-        if errors:
-            return validation_problem(422, flatten_messages(errors, "header"))
+        if "If-None-Match" in request.headers:
+            errors = _if_none_match.validate(dict(request.headers))
+            if errors:
+                return validation_problem(422, flatten_messages(errors, "header"))
         if declared is None:
             response.add_etag()
         response.make_conditional(_without_write_preconditions(request.environ))
