@@ -70,6 +70,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
         docs,
         errors,
         http,
+        idempotency,
         limits,
         observability,
         openapi,
@@ -109,6 +110,7 @@ def create_app(test_config: dict[str, Any] | None = None, profile: str | None = 
     conditional.init_app(app)
     limits.init_app(app)
     cache.init_app(app)
+    idempotency.init_app(app)
     if app.config["CORS_ORIGINS"]:
         CORS(
             app,

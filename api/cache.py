@@ -25,6 +25,7 @@ from api.extensions import cache
 from api.models import Task, User
 from api.outage import outage
 from api.principal import current_principal
+from api.spec_parts import Spec, add_part, describe_header, header_ref, operations
 
 F = TypeVar("F", bound=Callable[..., Any])
 # Headers a cached response keeps (the rest are per request: ids, limits). Its entity tag
@@ -59,8 +60,17 @@ def invalidate(user_id: int) -> None:
     _new_generation(user_id)
 
 
+# The operations whose views are `cached` (their operationIds): the spec part documents
+# `X-Cache` on them.
+_CACHED_OPERATIONS: set[str] = set()
+
+
 def cached(view: F) -> F:
-    """Serve a GET from the caller's cache, or run it and keep a 200 answer."""
+    """Serve a GET from the caller's cache, or run it and keep a 200 answer (place it
+    above `@input`, below `requires`)."""
+    operation_id = getattr(view, "_spec", {}).get("operation_id")
+    if operation_id is not None:
+        _CACHED_OPERATIONS.add(operation_id)
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -112,8 +122,26 @@ def _forget_owners(session: Session) -> None:
     session.info.pop("cache_owners", None)
 
 
+def _document(spec: Spec) -> None:
+    """What `cached` does, in the spec: `X-Cache` on the 200 of each cached operation."""
+    describe_header(
+        spec,
+        "X-Cache",
+        "`hit`: this answer came from the response cache; `miss`: it was computed (and "
+        "kept). Absent for admins, whose answers are never cached.",
+        {"type": "string", "enum": ["hit", "miss"], "examples": ["miss"]},
+        required=False,
+    )
+    for _path, _method, operation in operations(spec):
+        if operation.get("operationId") in _CACHED_OPERATIONS:
+            ok = operation["responses"]["200"]
+            ok.setdefault("headers", {})["X-Cache"] = header_ref("X-Cache")
+
+
 def init_app(app: APIFlask) -> None:
     cache.init_app(app)
+    if not isinstance(app.extensions["cache"][cache], NullCache):  # off: nothing to say
+        add_part(app, _document)
     if not event.contains(Session, "before_flush", _collect_owners):
         event.listen(Session, "before_flush", _collect_owners)
         event.listen(Session, "after_commit", _invalidate_owners)

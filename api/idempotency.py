@@ -15,15 +15,22 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from apiflask import Schema, fields, validators
+from apiflask import APIFlask, Schema, fields, validators
 from flask import Response, current_app, g, request
 from marshmallow import EXCLUDE
 from werkzeug.http import quote_etag, unquote_etag
 
 from api.conditional import use_etag
-from api.errors import ConflictError, InvalidFieldError
+from api.errors import (
+    PROBLEM_REF,
+    VALIDATION_PROBLEM_REF,
+    ConflictError,
+    InvalidFieldError,
+    problem_response,
+)
 from api.security import current_user
 from api.services import idempotency
+from api.spec_parts import Spec, add_part, describe_header, header_ref, operations
 from schemas.common import Pattern
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,3 +135,43 @@ def request_fingerprint(*parts: str) -> str:
     digest = hashlib.sha256(f"{request.method} {request.path}\n".encode())
     digest.update("\n".join(parts).encode())
     return digest.hexdigest()
+
+
+# What `answer_once` adds to an operation that takes the key, in the spec: (schema, text).
+_KEY_ANSWERS = {
+    "409": (PROBLEM_REF, "A request with this Idempotency-Key is still in progress."),
+    "422": (VALIDATION_PROBLEM_REF, "The Idempotency-Key was used with a different request."),
+}
+
+
+def _document(spec: Spec) -> None:
+    """What `answer_once` does, in the spec, on every operation that takes the key: a
+    replay says so (`Idempotency-Replayed`), a key still running is a 409, a key reused
+    with another request a 422."""
+    describe_header(
+        spec,
+        "Idempotency-Replayed",
+        "`true` when this answer replays the first answer to the request's Idempotency-Key "
+        "(nothing was done again); absent otherwise.",
+        {"type": "string", "enum": ["true"], "examples": ["true"]},
+        required=False,
+    )
+    for _path, _method, operation in operations(spec):
+        parameters = operation.get("parameters", [])
+        if not any(p.get("in") == "header" and p.get("name") == HEADER for p in parameters):
+            continue
+        responses = operation["responses"]
+        for status, response in responses.items():
+            if status.startswith("2"):
+                headers = response.setdefault("headers", {})
+                headers["Idempotency-Replayed"] = header_ref("Idempotency-Replayed")
+        for status, (schema, text) in _KEY_ANSWERS.items():
+            if status not in responses:
+                responses[status] = problem_response(text, schema=schema)
+            elif HEADER not in responses[status]["description"]:
+                described = responses[status]["description"].rstrip(".")
+                responses[status]["description"] = f"{described}. {text}"
+
+
+def init_app(app: APIFlask) -> None:
+    add_part(app, _document)

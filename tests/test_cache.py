@@ -3,6 +3,7 @@ writer's entries, admins bypass it, the admin clear, outages, NullCache and Redi
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -307,3 +308,26 @@ def test_redis_cache_hits_invalidates_and_clears(
     assert client.delete(CLEAR, headers=admin).status_code == 204
     assert not any(":response:" in key for key in redis_keys(redis_url, f"{namespace}:"))
     assert get(other, TASKS, bob).headers["X-Cache"] == "miss"
+
+
+def test_the_spec_documents_x_cache_where_it_is_sent(
+    client: FlaskClient, alice: Headers, build: AppFactory
+) -> None:
+    """The cache's part of the spec follows the work: `X-Cache` on the 200 of the cached
+    operations of an app with a cache, on none of an app with the cache off."""
+    with client.application.app_context():
+        spec = client.application.spec
+    documented = {
+        operation["operationId"]
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if "X-Cache" in operation["responses"].get("200", {}).get("headers", {})
+    }
+    assert documented == {"listTasks", "getTask", "listTags", "getCurrentUser"}
+    task_id = create(client, alice)
+    for path in (TASKS, f"{TASKS}/{task_id}", "/api/v1/tags", "/api/v1/users/me"):
+        assert get(client, path, alice).headers["X-Cache"] in ("hit", "miss")
+    with pytest.warns(UserWarning, match="caching is effectively disabled"):
+        off = build(CACHE_TYPE="NullCache")
+    with off.app_context():
+        assert "X-Cache" not in json.dumps(off.spec)

@@ -359,3 +359,24 @@ def test_spec_documents_the_idempotency_key(spec_path: Path) -> None:
     assert parameter["schema"]["minLength"] == 1
     for status in ("409", "422"):
         assert "application/problem+json" in operation["responses"][status]["content"]
+
+
+def test_every_operation_taking_the_key_documents_what_it_adds(spec_path: Path) -> None:
+    spec = json.loads(spec_path.read_text())
+    taking = {
+        operation["operationId"]: operation
+        for item in spec["paths"].values()
+        for operation in item.values()
+        if any(p["name"] == "Idempotency-Key" for p in operation.get("parameters", []))
+    }
+    assert set(taking) == {"createTask", "uploadAttachment", "createReport"}
+    for operation in taking.values():
+        responses = operation["responses"]
+        successes = [status for status in responses if status.startswith("2")]
+        assert successes
+        for status in successes:
+            assert "Idempotency-Replayed" in responses[status]["headers"]
+        for status in ("409", "422"):
+            assert "Idempotency-Key" in responses[status]["description"]
+    header = spec["components"]["headers"]["Idempotency-Replayed"]
+    assert header["schema"]["enum"] == ["true"]
