@@ -5,6 +5,7 @@ they were minted for."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -13,6 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.openapi import TasksAPI
+from api.services import paging
 from tests.support.db import sql_statements
 from tests.support.problems import assert_problem
 
@@ -202,3 +204,47 @@ def test_a_cursor_is_refused_on_another_sort_with_as_many_keys(
     )
     body = assert_problem(response, 422)
     assert [(e["location"], e["field"]) for e in body["errors"]] == [("query", "after")]
+
+
+def test_a_sort_by_a_column_that_may_be_empty_pages_without_cursors(
+    client: FlaskClient, alice: Headers
+) -> None:
+    """Tasks without a due date sort first on one database and last on the other, so no
+    cursor could say where a page of them ends: a sort by due_date pages by `page` only."""
+    for day in range(1, 4):
+        create(client, alice, title=f"t{day}", due_date=f"2030-01-0{day}T00:00:00Z")
+    create(client, alice, title="undated")
+    for sort in ("due_date", "-due_date,title", "title,due_date"):
+        pagination = get(client, alice, [("sort", sort), ("per_page", "2")]).get_json()[
+            "pagination"
+        ]
+        assert pagination["next_cursor"] is None
+        assert query_of(pagination["next"])["page"] == ["2"]
+    pagination = get(client, alice, [("sort", "title"), ("per_page", "2")]).get_json()["pagination"]
+    assert pagination["next_cursor"]
+
+
+def test_a_deep_page_skips_rows_before_computing_their_tags(
+    app: TasksAPI, client: FlaskClient, alice: Headers
+) -> None:
+    """OFFSET runs in a subquery, so the tags are aggregated for the page's rows only, not
+    for every row it skips."""
+    for number in range(3):
+        create(client, alice, title=f"t{number}", tags=["x", "y"])
+    with sql_statements(app) as seen:
+        body = get(client, alice, [("per_page", "1"), ("page", "3")]).get_json()
+    assert [task["tags"] for task in body["data"]] == [["x", "y"]]
+    [page] = [statement for statement in seen if "OFFSET" in statement]
+    assert re.search(r"OFFSET \S+\)\s*AS \w+", page), page
+
+
+def test_each_shape_of_listing_is_built_once(client: FlaskClient, alice: Headers) -> None:
+    """The statement of a listing shape (filters, sort, kind of page) is built on the first
+    request and reused with the next request's values."""
+    create(client, alice, title="one", priority="high")
+    shape = [("sort", "-priority,title"), ("priority", "high"), ("per_page", "3")]
+    get(client, alice, shape)
+    before = paging._statements.cache_info()
+    get(client, alice, [*shape[:1], ("priority", "low"), ("per_page", "5")])
+    after = paging._statements.cache_info()
+    assert (after.hits, after.misses) == (before.hits + 1, before.misses)
