@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
+from itsdangerous import URLSafeSerializer
 from werkzeug.test import TestResponse
 
 from api.openapi import TasksAPI
@@ -248,3 +249,22 @@ def test_each_shape_of_listing_is_built_once(client: FlaskClient, alice: Headers
     get(client, alice, [*shape[:1], ("priority", "low"), ("per_page", "5")])
     after = paging._statements.cache_info()
     assert (after.hits, after.misses) == (before.hits + 1, before.misses)
+
+
+def test_a_cursor_carries_its_sort_as_the_query_spells_it(
+    app: TasksAPI, client: FlaskClient, alice: Headers
+) -> None:
+    """The cursor's format is a contract between the servers of one deployment (a rolling
+    deploy serves old and new processes at once): the sort as `sort=` spells it, with the
+    id tie-breaker, and the last row's values, signed with SECRET_KEY."""
+    first = create(client, alice, title="a", priority="high")
+    create(client, alice, title="b", priority="low")  # a second row: page 1 is full
+    cursor = get(client, alice, [("sort", "-priority,title"), ("per_page", "1")]).get_json()[
+        "pagination"
+    ]["next_cursor"]
+    signer = URLSafeSerializer(app.config["SECRET_KEY"], salt="tasks-cursor")
+    assert signer.loads(cursor) == ["-priority,title,id", [2, "a", first]]
+    cursor = get(client, alice, [("sort", "title"), ("per_page", "1")]).get_json()["pagination"][
+        "next_cursor"
+    ]
+    assert signer.loads(cursor) == ["title,id", ["a", first]]
