@@ -268,3 +268,20 @@ def test_a_cursor_carries_its_sort_as_the_query_spells_it(
         "next_cursor"
     ]
     assert signer.loads(cursor) == ["title,id", ["a", first]]
+
+
+def test_a_cursor_after_a_sort_by_a_column_that_may_be_empty_says_to_use_page(
+    client: FlaskClient, alice: Headers
+) -> None:
+    for title in ("a", "b"):
+        create(client, alice, title=title)
+    cursor = get(client, alice, [("sort", "title"), ("per_page", "1")]).get_json()["pagination"][
+        "next_cursor"
+    ]
+    response = client.get(
+        f"{API}?{urlencode([('sort', 'due_date'), ('after', cursor)])}", headers=alice
+    )
+    problem = assert_problem(response, 422)
+    [error] = problem["errors"]
+    assert error["field"] == "after"
+    assert error["message"] == "A cursor cannot follow a sort by due_date; use page."
