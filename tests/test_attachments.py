@@ -249,6 +249,26 @@ def test_download_etag_304_and_ranges(
     assert past.mimetype == "application/problem+json"
 
 
+def test_if_range_gets_the_part_only_while_the_file_is_the_same(
+    client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    made = raw(client, task, alice, PNG).get_json()
+    url = f"{task}/{made['id']}/content"
+    etag = f'"{made["sha256"]}"'
+    same = client.get(url, headers={**alice, "Range": "bytes=0-0", "If-Range": etag})
+    assert (same.status_code, same.data) == (206, PNG[:1])
+    assert same.headers["Content-Range"] == f"bytes 0-0/{len(PNG)}"
+    assert same.headers["Content-Length"] == "1"
+    changed = client.get(url, headers={**alice, "Range": "bytes=0-0", "If-Range": '"other"'})
+    assert (changed.status_code, changed.data) == (200, PNG)
+    assert "Content-Range" not in changed.headers
+    assert changed.headers["Content-Length"] == str(len(PNG))
+    head = client.head(url, headers={**alice, "Range": "bytes=8-15"})
+    assert (head.status_code, head.data) == (206, b"")
+    assert head.headers["Content-Range"] == f"bytes 8-15/{len(PNG)}"
+    assert head.headers["Content-Length"] == "8"
+
+
 def test_delete_removes_the_object_unless_shared(
     app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
 ) -> None:
@@ -412,6 +432,71 @@ def test_names_are_sanitized(client: FlaskClient, alice: dict[str, str], task: s
     assert name.startswith("passwd")
     assert name.endswith(".txt")
     assert len(name.encode()) <= 255
+
+
+def named(client: FlaskClient, url: str, headers: dict[str, str], name: str) -> Any:
+    """A raw upload named `name` (RFC 8187 `filename*`: any character gets through)."""
+    disposition = f"attachment; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+    return raw(client, url, headers, b"named", disposition)
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("C:\\Users\\me\\report.pdf", "report.pdf"),  # a Windows path
+        ("X", "X"),
+        ("a" * 300 + ".sixteen-bytes-ex", "a" * 238 + ".sixteen-bytes-ex"),  # extension kept
+        ("a" * 300 + ".seventeen-bytes-x", ("a" * 300)[:255]),  # too long to be one: cut
+        ("a" * 300, "a" * 255),
+    ],
+)
+def test_a_name_keeps_its_last_part_and_at_most_255_bytes(
+    client: FlaskClient, alice: dict[str, str], task: str, sent: str, kept: str
+) -> None:
+    response = named(client, task, alice, sent)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["filename"] == kept
+
+
+def test_a_blank_name_is_asked_for(client: FlaskClient, alice: dict[str, str], task: str) -> None:
+    response = multipart(client, task, alice, b"x", "   ")
+    assert response.status_code == 422
+    assert [e["message"] for e in response.get_json()["errors"]] == ["Send a file name."]
+    assert field_errors(response) == [("form", "file")]
+
+
+def test_the_download_names_the_file_for_old_and_new_clients(
+    client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    made = named(client, task, alice, 'X "quoted" \u00e9.txt').get_json()
+    assert made["filename"] == 'X "quoted" \u00e9.txt'
+    download = client.get(f"{task}/{made['id']}/content", headers=alice)
+    assert download.headers["Content-Disposition"] == (
+        "attachment; filename=\"X _quoted_ _.txt\"; filename*=UTF-8''X%20%22quoted%22%20%C3%A9.txt"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "sniffed"),
+    [
+        (b"plain notes\n", "text/plain; charset=utf-8"),
+        # Only the first 8 KiB are sniffed: text there is text.
+        (b"a" * 8192 + b"\xff\xfe binary after", "text/plain; charset=utf-8"),
+        # A character cut off by the 8 KiB window is still text...
+        (b"a" * 8189 + "\U0001f600".encode() * 2, "text/plain; charset=utf-8"),
+        # ... but a byte that is no UTF-8 before the window's last three is not.
+        (b"a" * 8188 + b"\xff" + b"a" * 10, "application/octet-stream"),
+        (bytes(range(256)), "application/octet-stream"),
+    ],
+)
+def test_the_type_is_sniffed_from_the_first_bytes(
+    client: FlaskClient, alice: dict[str, str], task: str, data: bytes, sniffed: str
+) -> None:
+    response = raw(client, task, alice, data, content_type="text/plain")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["content_type"] == sniffed
+    download = client.get(f"{task}/{response.get_json()['id']}/content", headers=alice)
+    assert (download.headers["Content-Type"], download.data) == (sniffed, data)
 
 
 @pytest.mark.parametrize(
