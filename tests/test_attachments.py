@@ -315,6 +315,24 @@ def test_another_users_attachments_are_404(
     assert client.get(url, headers=alice).status_code == 200
 
 
+def test_guessing_attachment_ids_is_throttled(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Downloads count towards the enumeration guard like every other id route."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_ENUMERATION", "2 per minute")
+    made = raw(client, task, alice, PNG).get_json()
+    for guess in (made["id"] + 1, made["id"] + 2):
+        assert client.get(f"{task}/{guess}/content", headers=alice).status_code == 404
+    refused = client.get(f"{task}/{made['id']}/content", headers=alice)
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert refused.headers["X-RateLimit-Limit"] == "2"
+
+
 def test_scopes(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
     made = client.post(
         "/api/v1/api-keys", json={"name": "reader", "scopes": ["tasks:read"]}, headers=alice
@@ -508,6 +526,132 @@ def test_wrong_content_type_is_415(
     response = client.post(task, data=b"file=x", headers={**alice, "Content-Type": content_type})
     assert response.status_code == 415
     assert response.mimetype == "application/problem+json"
+
+
+def multipart_body(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0und") -> bytes:
+    """A multipart/form-data body of (name, filename or None for a text field, bytes)."""
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def test_the_file_part_is_found_among_others(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    parts = [("note", None, b"before"), ("file", "a.txt", b"the file"), ("after", None, b"x")]
+    response = client.post(
+        task,
+        data=multipart_body(parts),
+        headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"},
+    )
+    assert response.status_code == 201, response.get_json()
+    made = response.get_json()
+    assert (made["filename"], made["size"]) == ("a.txt", len(b"the file"))
+    assert client.get(f"{task}/{made['id']}/content", headers=alice).data == b"the file"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "detail"),
+    [
+        ("multipart/form-data", b"--x--\r\n", 415, "multipart/form-data needs a boundary"),
+        ("multipart/form-data; boundary=b0und", b"--b0und\r\nno headers", 400, "malformed"),
+    ],
+)
+def test_a_broken_multipart_body_is_refused(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    content_type: str,
+    body: bytes,
+    status: int,
+    detail: str,
+) -> None:
+    response = client.post(task, data=body, headers={**alice, "Content-Type": content_type})
+    assert response.status_code == status, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert detail in response.get_json()["detail"]
+    assert rows(app) == 0
+
+
+@pytest.mark.parametrize(("parts", "status"), [(16, 201), (17, 413)])
+def test_a_multipart_body_has_at_most_16_parts(
+    client: FlaskClient, alice: dict[str, str], task: str, parts: int, status: int
+) -> None:
+    fields = [(f"field{n}", None, b"x") for n in range(parts - 1)]
+    response = client.post(
+        task,
+        data=multipart_body([*fields, ("file", "a.txt", b"data")]),
+        headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"},
+    )
+    assert response.status_code == status, response.get_json()
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_a_multipart_body_may_add_64_kib_of_framing_to_the_file_limit(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str, over: int
+) -> None:
+    limit = LIMITS["MAX_ATTACHMENT_BYTES"]
+    file = ("file", "full.bin", b"f" * limit)
+    framing = len(multipart_body([("pad", None, b""), file]))
+    padding = limit + 64 * 1024 - framing + over
+    body = multipart_body([("pad", None, b"p" * padding), file])
+    assert len(body) == limit + 64 * 1024 + over
+    response = client.post(
+        task, data=body, headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"}
+    )
+    if over:
+        assert response.status_code == 413
+        assert response.get_json()["detail"] == (
+            f"The body ({len(body)} bytes) is larger than the limit of {limit} bytes per file "
+            "(MAX_ATTACHMENT_BYTES)."
+        )
+        assert rows(app) == 0
+    else:
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["size"] == limit
+
+
+@pytest.mark.parametrize(
+    "size", [LIMITS["MAX_ATTACHMENT_BYTES"] - 1, LIMITS["MAX_ATTACHMENT_BYTES"] + 1]
+)
+def test_a_body_of_unknown_length_is_cut_off_past_the_limit(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str, size: int
+) -> None:
+    limit = LIMITS["MAX_ATTACHMENT_BYTES"]
+    response = client.post(
+        task,
+        input_stream=io.BytesIO(b"c" * size),
+        headers={**alice, "Content-Disposition": 'attachment; filename="c.bin"'},
+        content_type="application/octet-stream",
+        # As a server passes a chunked body on: no length, read to its end.
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    if size > limit:
+        assert response.status_code == 413
+        assert response.get_json()["detail"] == (
+            f"The body is larger than the limit of {limit} bytes per file (MAX_ATTACHMENT_BYTES)."
+        )
+        assert rows(app) == 0
+        assert not list(store_of(app).temps())
+    else:
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["size"] == size
+
+
+def test_a_text_field_named_file_is_no_file(
+    client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    response = client.post(
+        task,
+        data=multipart_body([("file", None, b"just text")]),
+        headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"},
+    )
+    assert response.status_code == 422
+    assert field_errors(response) == [("form", "file")]
 
 
 def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
