@@ -836,6 +836,84 @@ def test_the_sweep_removes_orphans_only(
     assert second_temp not in names
 
 
+# --- the local store ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_app(tmp_path: Path) -> Iterator[TasksAPI]:
+    application = store_app(f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path)
+    yield application
+    dispose(application)
+
+
+def test_the_local_store_keeps_each_object_under_its_digest(
+    local_app: TasksAPI, tmp_path: Path, alice_on: Callable[[TasksAPI], dict[str, str]]
+) -> None:
+    """The layout on disk is a contract with every file already stored: objects/ab/<digest>."""
+    client = local_app.test_client()
+    headers = alice_on(local_app)
+    task = client.post("/api/v1/tasks", json={"title": "T"}, headers=headers)
+    made = raw(client, f"{task.headers['Location']}/attachments", headers, PNG).get_json()
+    digest = made["sha256"]
+    root = tmp_path / "attachments"
+    assert (root / "objects" / digest[:2] / digest).read_bytes() == PNG
+    assert list((root / "objects").iterdir()) == [root / "objects" / digest[:2]]
+    assert list((root / "tmp").iterdir()) == []
+    store = store_of(local_app)
+    assert store.exists(digest)
+    assert not store.exists("0" * 64)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "A" * 64, "0" * 63, "0" * 64 + "\n"])
+def test_the_local_store_takes_no_path_for_a_digest(local_app: TasksAPI, name: str) -> None:
+    store = store_of(local_app)
+    for call in (
+        lambda: store.read(name, 0, 1),
+        lambda: store.delete(name),
+        lambda: store.exists(name),
+        lambda: store.promote("0" * 32, name),
+    ):
+        with pytest.raises(ValueError, match="not a sha256 digest"):
+            call()
+
+
+def test_the_sweep_leaves_files_it_did_not_write(
+    local_app: TasksAPI, tmp_path: Path, clock: Clock
+) -> None:
+    root = tmp_path / "attachments"
+    strays = [root / "objects" / "ab" / "notes.txt", root / "tmp" / "README"]
+    for stray in strays:
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(b"not ours")
+    dead = store_of(local_app).write_temp(iter([b"an upload that died"]))
+    with local_app.app_context():
+        clock.advance(seconds=local_app.config["ATTACHMENT_ORPHAN_GRACE_SECONDS"] + 1)
+        assert attachments.sweep() == (1, 0)
+    assert all(stray.read_bytes() == b"not ours" for stray in strays)
+    assert not (root / "tmp" / dead).exists()
+
+
+def test_a_local_store_that_cannot_be_written_or_read_is_503(
+    local_app: TasksAPI, tmp_path: Path, alice_on: Callable[[TasksAPI], dict[str, str]]
+) -> None:
+    client = local_app.test_client()
+    headers = alice_on(local_app)
+    task = client.post("/api/v1/tasks", json={"title": "T"}, headers=headers)
+    url = f"{task.headers['Location']}/attachments"
+    made = raw(client, url, headers, PNG).get_json()
+    root = tmp_path / "attachments"
+    (root / "objects" / made["sha256"][:2] / made["sha256"]).unlink()  # lost behind our back
+    lost = client.get(f"{url}/{made['id']}/content", headers=headers)
+    assert lost.status_code == 503
+    assert lost.mimetype == "application/problem+json"
+    (root / "tmp").rmdir()
+    (root / "tmp").symlink_to(tmp_path / "unmounted")  # a volume that is gone
+    refused = raw(client, url, headers, b"new bytes")
+    assert refused.status_code == 503
+    assert "nothing was changed" in refused.get_json()["detail"]
+    assert rows(local_app) == 1
+
+
 # --- concurrency -------------------------------------------------------------------------------
 
 
