@@ -517,6 +517,11 @@ def test_the_type_is_sniffed_from_the_first_bytes(
     assert (download.headers["Content-Type"], download.data) == (sniffed, data)
 
 
+def test_no_bytes_show_no_type() -> None:
+    """Uploads are never empty (a 422 first), but the sniffer alone says so too."""
+    assert attachments.sniff(b"") == "application/octet-stream"
+
+
 @pytest.mark.parametrize(
     "content_type", ["application/x-www-form-urlencoded", "multipart/mixed; boundary=x", ""]
 )
@@ -894,7 +899,10 @@ def test_the_sweep_leaves_files_it_did_not_write(
 
 
 def test_a_local_store_that_cannot_be_written_or_read_is_503(
-    local_app: TasksAPI, tmp_path: Path, alice_on: Callable[[TasksAPI], dict[str, str]]
+    local_app: TasksAPI,
+    tmp_path: Path,
+    alice_on: Callable[[TasksAPI], dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = local_app.test_client()
     headers = alice_on(local_app)
@@ -903,9 +911,14 @@ def test_a_local_store_that_cannot_be_written_or_read_is_503(
     made = raw(client, url, headers, PNG).get_json()
     root = tmp_path / "attachments"
     (root / "objects" / made["sha256"][:2] / made["sha256"]).unlink()  # lost behind our back
-    lost = client.get(f"{url}/{made['id']}/content", headers=headers)
+    with caplog.at_level("WARNING"):
+        lost = client.get(f"{url}/{made['id']}/content", headers=headers)
     assert lost.status_code == 503
     assert lost.mimetype == "application/problem+json"
+    # The operators learn why (the client only that it may retry).
+    [warning] = [r for r in caplog.records if r.getMessage().startswith("attachment store")]
+    assert made["sha256"] in warning.getMessage()
+    assert warning.levelname == "WARNING"
     (root / "tmp").rmdir()
     (root / "tmp").symlink_to(tmp_path / "unmounted")  # a volume that is gone
     refused = raw(client, url, headers, b"new bytes")
