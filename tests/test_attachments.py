@@ -517,6 +517,18 @@ def test_the_type_is_sniffed_from_the_first_bytes(
     assert (download.headers["Content-Type"], download.data) == (sniffed, data)
 
 
+def test_the_sniffing_window_is_8_kib_however_the_bytes_arrive(app: TasksAPI) -> None:
+    """A first chunk shorter than the window (a multipart part often is) leaves the window
+    at 8 KiB: what follows it is not sniffed."""
+    chunks = [b"a" * 100, b"a" * 8092 + b"\xff" * 100]
+    with app.app_context():
+        upload = attachments.receive(iter(chunks), "body")
+        attachments.discard(upload)
+    assert upload.content_type == "text/plain; charset=utf-8"
+    assert upload.size == 8292
+    assert upload.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
 def test_no_bytes_show_no_type() -> None:
     """Uploads are never empty (a 422 first), but the sniffer alone says so too."""
     assert attachments.sniff(b"") == "application/octet-stream"
