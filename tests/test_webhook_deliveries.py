@@ -22,7 +22,8 @@ from sqlalchemy import delete, text, update
 
 from api.extensions import db
 from api.jobs.runner import due_job_ids, run_job
-from api.models import Webhook, WebhookDelivery
+from api.jobs import RunAgain
+from api.models import DeliveryStatus, Webhook, WebhookDelivery
 from api.openapi import TasksAPI
 from api.services.webhook_deliveries import backoff, deliver
 from tests.support.apps import (
@@ -180,6 +181,36 @@ def test_a_retry_for_a_webhook_switched_off_meanwhile_fails_unsent(
     assert len(receiver.attempts) == 1
     clock.advance(days=2)
     assert run_due(app) == 0  # nothing left to try
+
+
+@pytest.mark.usefixtures("private_targets")
+def test_a_delivery_waits_for_an_earlier_one_not_yet_attempted(
+    app: TasksAPI, client: FlaskClient, alice: Headers, receiver: Receiver
+) -> None:
+    """Two deliveries to one webhook whose jobs run out of order (two workers): the later
+    one waits (RunAgain) until the earlier one has been attempted."""
+    webhook = subscribe(client, alice, receiver, ["task.created"])
+    with app.app_context():
+        queued = [
+            WebhookDelivery(
+                webhook_id=webhook["id"],
+                message_id=f"msg_order_{n}",
+                event_type="task.created",
+                payload={"type": "task.created", "data": {"n": n}},
+                status=DeliveryStatus.PENDING.value,
+            )
+            for n in (1, 2)
+        ]
+        db.session.add_all(queued)
+        db.session.commit()
+        first, second = (delivery.id for delivery in queued)
+    with app.app_context(), pytest.raises(RunAgain):
+        deliver(second)
+    assert receiver.attempts == []
+    for delivery_id in (first, second):
+        with app.app_context():
+            deliver(delivery_id)
+    assert receiver.attempts == ["msg_order_1", "msg_order_2"]
 
 
 def _remove_webhook_row_only(webhook_id: int) -> None:
