@@ -25,7 +25,7 @@ from werkzeug.serving import make_server
 from api.errors import NotFoundError
 from api.extensions import db
 from api.jobs.runner import schedule_recurring
-from api.models import Attachment, Job, Task
+from api.models import Attachment, Job, Task, User
 from api.openapi import TasksAPI
 from api.services import attachments
 from api.storage import Store
@@ -983,6 +983,64 @@ def test_concurrent_uploads_never_exceed_the_per_task_limit(
         assert sorted(statuses) == [201] * most + [409] * (10 - most)
         assert rows(application) == most
         assert len(stored(application)) == most
+
+
+def test_an_upload_waits_for_the_owners_and_the_digests_locks(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    """PostgreSQL: an upload takes its owner's row lock (the limits count one upload at a
+    time) and then its digest's lock (a delete of the same bytes finishes first)."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes all writes with one lock: nothing to wait for here")
+    owner_id = int(client.get("/api/v1/users/me", headers=alice).get_json()["id"])
+    digest = hashlib.sha256(PNG).hexdigest()
+
+    def waits_until(hold: Callable[[], None], release: Callable[[], None]) -> None:
+        answers: list[int] = []
+        hold()
+        upload = threading.Thread(
+            target=lambda: answers.append(
+                multipart(app.test_client(), task, alice, PNG).status_code
+            )
+        )
+        upload.start()
+        upload.join(1.0)
+        assert upload.is_alive(), "the upload did not wait for the lock"
+        release()
+        upload.join(30)
+        assert answers == [201]
+
+    with engine.connect() as other:
+        waits_until(
+            # FOR NO KEY UPDATE: what the upload's FOR UPDATE waits for, where the foreign
+            # key checks of its INSERT (FOR KEY SHARE) would not.
+            lambda: other.execute(
+                select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
+            ),
+            other.rollback,
+        )
+    deleting = threading.Event()
+    done = threading.Event()
+
+    def concurrent_delete() -> None:  # a delete of the same bytes, its transaction open
+        with app.app_context():
+            attachments.release_objects([digest])
+            deleting.set()
+            done.wait(30)
+            db.session.rollback()
+
+    deleter = threading.Thread(target=concurrent_delete)
+
+    def start_deleting() -> None:
+        deleter.start()
+        assert deleting.wait(30)
+
+    waits_until(start_deleting, done.set)
+    deleter.join(30)
+    assert stored(app) == {digest}
+    assert rows(app) == 2
 
 
 def upload_over_http(port: int, path: str, headers: dict[str, str], data: bytes) -> int:

@@ -21,8 +21,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete, text, update
 
 from api.extensions import db
-from api.jobs.runner import due_job_ids, run_job
 from api.jobs import RunAgain
+from api.jobs.runner import due_job_ids, run_job
 from api.models import DeliveryStatus, Webhook, WebhookDelivery
 from api.openapi import TasksAPI
 from api.services.webhook_deliveries import backoff, deliver
