@@ -19,13 +19,13 @@ from typing import Any
 import boto3
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from werkzeug.serving import make_server
 
 from api.errors import NotFoundError
 from api.extensions import db
 from api.jobs.runner import schedule_recurring
-from api.models import Attachment, Job, Task, User
+from api.models import MAX_ID, Attachment, Job, Task, User
 from api.openapi import TasksAPI
 from api.services import attachments
 from api.storage import Store
@@ -331,6 +331,22 @@ def test_guessing_attachment_ids_is_throttled(
     assert refused.status_code == 429
     assert refused.mimetype == "application/problem+json"
     assert refused.headers["X-RateLimit-Limit"] == "2"
+
+
+def test_the_largest_id_is_an_id_and_past_it_none_is(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    made = raw(client, task, alice, PNG).get_json()
+    with app.app_context():  # as if the sequence had reached its end
+        db.session.execute(update(Attachment).values(id=MAX_ID))
+        db.session.commit()
+    found = client.get(f"{task}/{MAX_ID}", headers=alice)
+    assert found.status_code == 200
+    assert found.get_json() == {**made, "id": MAX_ID}
+    for beyond in (MAX_ID + 1, 0):
+        response = client.get(f"{task}/{beyond}", headers=alice)
+        assert response.status_code == 404
+        assert response.mimetype == "application/problem+json"
 
 
 def test_scopes(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
@@ -694,17 +710,44 @@ def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task:
         assert raw(client, task, alice, b"file %d" % n).status_code == 201
     full = raw(client, task, alice, b"one more")
     assert full.status_code == 409
-    assert "MAX_ATTACHMENTS_PER_TASK" in full.get_json()["detail"]
+    task_id = task.split("/")[-2]
+    assert full.get_json()["detail"] == (
+        f"Task {task_id} has 3 attachments, the most it may have "
+        "(MAX_ATTACHMENTS_PER_TASK=3); delete one first."
+    )
     other_task = client.post("/api/v1/tasks", json={"title": "B"}, headers=alice)
     other = f"{other_task.headers['Location']}/attachments"
     assert raw(client, other, alice, os.urandom(limit)).status_code == 201
     assert raw(client, other, alice, os.urandom(limit)).status_code == 201
     over_quota = raw(client, other, alice, os.urandom(limit))
     assert over_quota.status_code == 409
-    assert "ATTACHMENT_QUOTA_BYTES" in over_quota.get_json()["detail"]
+    used = 2 * limit + sum(len(b"file %d" % n) for n in range(3))
+    quota = LIMITS["ATTACHMENT_QUOTA_BYTES"]
+    assert over_quota.get_json()["detail"] == (
+        f"This file ({limit} bytes) would take the owner's attachments to {used + limit} "
+        f"bytes, past the quota of {quota} bytes (ATTACHMENT_QUOTA_BYTES); delete some first."
+    )
     assert rows(app) == 5
     assert len(stored(app)) == 5
     assert not list(store_of(app).temps())
+
+
+def test_a_first_file_alone_can_be_over_the_quota(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "ATTACHMENT_QUOTA_BYTES", 100)
+    refused = raw(client, task, alice, b"x" * 101)
+    assert refused.status_code == 409
+    assert refused.get_json()["detail"] == (
+        "This file (101 bytes) would take the owner's attachments to 101 bytes, past the "
+        "quota of 100 bytes (ATTACHMENT_QUOTA_BYTES); delete some first."
+    )
+    assert raw(client, task, alice, b"x" * 100).status_code == 201
+    assert rows(app) == 1
 
 
 def test_idempotent_upload(
@@ -985,11 +1028,12 @@ def test_concurrent_uploads_never_exceed_the_per_task_limit(
         assert len(stored(application)) == most
 
 
-def test_an_upload_waits_for_the_owners_and_the_digests_locks(
+def test_uploads_and_deletes_wait_for_the_owners_and_the_digests_locks(
     app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
 ) -> None:
     """PostgreSQL: an upload takes its owner's row lock (the limits count one upload at a
-    time) and then its digest's lock (a delete of the same bytes finishes first)."""
+    time) and then its digest's lock, as a delete does: a delete of the same bytes in
+    progress finishes first."""
     with app.app_context():
         engine = db.engine
     if engine.dialect.name != "postgresql":
@@ -997,50 +1041,57 @@ def test_an_upload_waits_for_the_owners_and_the_digests_locks(
     owner_id = int(client.get("/api/v1/users/me", headers=alice).get_json()["id"])
     digest = hashlib.sha256(PNG).hexdigest()
 
-    def waits_until(hold: Callable[[], None], release: Callable[[], None]) -> None:
+    def waits_until(
+        hold: Callable[[], None], release: Callable[[], None], request: Callable[[], Any]
+    ) -> int:
         answers: list[int] = []
         hold()
-        upload = threading.Thread(
-            target=lambda: answers.append(
-                multipart(app.test_client(), task, alice, PNG).status_code
-            )
-        )
-        upload.start()
-        upload.join(1.0)
-        assert upload.is_alive(), "the upload did not wait for the lock"
+        waiting = threading.Thread(target=lambda: answers.append(request().status_code))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive(), "the request did not wait for the lock"
         release()
-        upload.join(30)
-        assert answers == [201]
+        waiting.join(30)
+        return answers[0]
+
+    def upload() -> Any:
+        return multipart(app.test_client(), task, alice, PNG)
 
     with engine.connect() as other:
-        waits_until(
-            # FOR NO KEY UPDATE: what the upload's FOR UPDATE waits for, where the foreign
-            # key checks of its INSERT (FOR KEY SHARE) would not.
-            lambda: other.execute(
-                select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
-            ),
-            other.rollback,
-        )
-    deleting = threading.Event()
-    done = threading.Event()
+        # FOR NO KEY UPDATE: what the upload's FOR UPDATE waits for, where the foreign key
+        # checks of its INSERT (FOR KEY SHARE) would not.
+        lock_owner = select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
+        assert waits_until(lambda: other.execute(lock_owner), other.rollback, upload) == 201
 
-    def concurrent_delete() -> None:  # a delete of the same bytes, its transaction open
-        with app.app_context():
-            attachments.release_objects([digest])
-            deleting.set()
-            done.wait(30)
-            db.session.rollback()
+    def concurrent_delete() -> tuple[Callable[[], None], Callable[[], None]]:
+        """A delete of the same bytes with its transaction open: (start it, end it)."""
+        deleting, done = threading.Event(), threading.Event()
 
-    deleter = threading.Thread(target=concurrent_delete)
+        def run() -> None:
+            with app.app_context():
+                attachments.release_objects([digest])
+                deleting.set()
+                done.wait(30)
+                db.session.rollback()
 
-    def start_deleting() -> None:
-        deleter.start()
-        assert deleting.wait(30)
+        deleter = threading.Thread(target=run)
 
-    waits_until(start_deleting, done.set)
-    deleter.join(30)
+        def start() -> None:
+            deleter.start()
+            assert deleting.wait(30)
+
+        def end() -> None:
+            done.set()
+            deleter.join(30)
+
+        return start, end
+
+    assert waits_until(*concurrent_delete(), upload) == 201
+    first = client.get(task, headers=alice).get_json()["data"][0]["id"]
+    delete_first = lambda: app.test_client().delete(f"{task}/{first}", headers=alice)  # noqa: E731
+    assert waits_until(*concurrent_delete(), delete_first) == 204
     assert stored(app) == {digest}
-    assert rows(app) == 2
+    assert rows(app) == 1
 
 
 def upload_over_http(port: int, path: str, headers: dict[str, str], data: bytes) -> int:
