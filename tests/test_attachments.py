@@ -740,6 +740,8 @@ def test_a_first_file_alone_can_be_over_the_quota(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setitem(app.config, "ATTACHMENT_QUOTA_BYTES", 100)
+    # One file per task: the quota, not the task's room (none used), says no.
+    monkeypatch.setitem(app.config, "MAX_ATTACHMENTS_PER_TASK", 1)
     refused = raw(client, task, alice, b"x" * 101)
     assert refused.status_code == 409
     assert refused.get_json()["detail"] == (
