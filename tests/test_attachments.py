@@ -28,7 +28,7 @@ from api.jobs.runner import schedule_recurring
 from api.models import MAX_ID, Attachment, Job, Task, User
 from api.openapi import TasksAPI
 from api.services import attachments
-from api.storage import Store
+from api.storage import StorageUnavailableError, Store
 from tests.support.apps import POSTGRES_TEST_OPTIONS, add_user, dispose, make_app
 from tests.support.auth import bearer, login
 from tests.support.clock import Clock
@@ -937,6 +937,29 @@ def test_the_local_store_takes_no_path_for_a_digest(local_app: TasksAPI, name: s
     ):
         with pytest.raises(ValueError, match="not a sha256 digest"):
             call()
+
+
+def test_the_local_store_reports_what_fails_and_leaves_nothing_half_written(
+    local_app: TasksAPI, tmp_path: Path
+) -> None:
+    store = store_of(local_app)
+    root = tmp_path / "attachments"
+
+    def dying() -> Iterator[bytes]:
+        yield b"the first chunk"
+        raise OSError("No space left on device")
+
+    with pytest.raises(StorageUnavailableError, match="No space left"):
+        store.write_temp(dying())
+    assert list(store.temps()) == []
+    digest = hashlib.sha256(b"gone").hexdigest()
+    with pytest.raises(StorageUnavailableError, match=f"cannot store {digest}"):
+        store.promote("0" * 32, digest)  # its temporary object is gone
+    store.delete(digest)  # gone already: nothing to do
+    store.delete(digest)
+    (root / "objects" / digest[:2] / digest).mkdir(parents=True)  # not a file: unlink fails
+    with pytest.raises(StorageUnavailableError, match=f"cannot delete {digest}"):
+        store.delete(digest)
 
 
 def test_the_sweep_leaves_files_it_did_not_write(
