@@ -28,7 +28,7 @@ from api.jobs.runner import schedule_recurring
 from api.models import MAX_ID, Attachment, Job, Task, User
 from api.openapi import TasksAPI
 from api.services import attachments
-from api.storage import StorageUnavailableError, Store
+from api.storage import Chunks, StorageUnavailableError, Store
 from tests.support.apps import POSTGRES_TEST_OPTIONS, add_user, dispose, make_app
 from tests.support.auth import bearer, login
 from tests.support.clock import Clock
@@ -955,11 +955,30 @@ def test_the_local_store_reports_what_fails_and_leaves_nothing_half_written(
     digest = hashlib.sha256(b"gone").hexdigest()
     with pytest.raises(StorageUnavailableError, match=f"cannot store {digest}"):
         store.promote("0" * 32, digest)  # its temporary object is gone
+    written = store.write_temp(iter([b"four"]))
+    store.promote(written, digest)
+    # Asked for more than there is (a row whose object was cut short): what there is.
+    assert b"".join(store.read(digest, 0, 100)) == b"four"
+    assert b"".join(store.read(digest, 1, 2)) == b"ou"
+    store.delete(digest)
     store.delete(digest)  # gone already: nothing to do
     store.delete(digest)
     (root / "objects" / digest[:2] / digest).mkdir(parents=True)  # not a file: unlink fails
     with pytest.raises(StorageUnavailableError, match=f"cannot delete {digest}"):
         store.delete(digest)
+
+
+def test_a_body_that_is_never_read_still_releases_its_file(local_app: TasksAPI) -> None:
+    """A HEAD, or a client gone before the first byte: the server closes the body unread."""
+    store = store_of(local_app)
+    digest = hashlib.sha256(b"held").hexdigest()
+    store.promote(store.write_temp(iter([b"held"])), digest)
+    released: list[bool] = []
+    body = store.read(digest, 0, 4)
+    Chunks(iter(body), lambda: released.append(True)).close()
+    assert released == [True]
+    body.close()  # the file's own release; the bytes stay readable from the store
+    assert b"".join(store.read(digest, 0, 4)) == b"held"
 
 
 def test_the_sweep_leaves_files_it_did_not_write(
