@@ -675,16 +675,33 @@ def test_a_body_of_unknown_length_is_cut_off_past_the_limit(
         assert response.get_json()["size"] == size
 
 
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [("file", None, b"just text")],
+        [("note", None, b"no file here")],
+        # The first part named `file` is the file: a text one is not, whatever follows.
+        [("file", None, b"just text"), ("file", "a.txt", b"a file after it")],
+    ],
+)
 def test_a_text_field_named_file_is_no_file(
-    client: FlaskClient, alice: dict[str, str], task: str
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    parts: list[tuple[str, str | None, bytes]],
 ) -> None:
     response = client.post(
         task,
-        data=multipart_body([("file", None, b"just text")]),
+        data=multipart_body(parts),
         headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"},
     )
     assert response.status_code == 422
     assert field_errors(response) == [("form", "file")]
+    assert [e["message"] for e in response.get_json()["errors"]] == [
+        "Send the file with its name, in a part named `file`."
+    ]
+    assert rows(app) == 0
 
 
 def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
