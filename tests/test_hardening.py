@@ -445,20 +445,29 @@ def unsigned(payload: str) -> str:
         lambda app: forged(app, ["-created_at,id", ["2026-01-01T00:00:00+00:00", "1\x00"]]),
         lambda app: forged(app, ["-created_at,id", ["2026-01-01T00:00:00+00:00", True]]),
         lambda app: forged(app, ["-created_at,id", {"a": 1}]),
-        lambda app: forged(app, ["title,id", ["a\x00", 1]]),
         lambda app: forged(app, ["-created_at,id", [20260101, 1]]),
         lambda app: forged(app, "not a list"),
         lambda app: "A" * 1000,
         lambda app: "..",
     ],
-    ids=["unsigned", "wrong-types", "naive", "short", "nul", "bool", "dict", "nul-title",
-         "int-time", "string", "junk", "dots"],
+    ids=["unsigned", "wrong-types", "naive", "short", "nul", "bool", "dict", "int-time",
+         "string", "junk", "dots"],
 )  # fmt: skip
 def test_a_hand_made_cursor_is_422_naming_after(
     app: TasksAPI, client: FlaskClient, auth: Auth, make: Callable[[TasksAPI], str]
 ) -> None:
     headers = auth("alice")
     response = client.get(TASKS, query_string={"after": make(app)}, headers=headers)
+    assert fields_of(assert_problem(response, 422)) == {("query", "after")}
+
+
+def test_a_cursor_value_with_a_nul_is_refused(
+    app: TasksAPI, client: FlaskClient, auth: Auth
+) -> None:
+    """PostgreSQL cannot compare a string holding NUL (a 500); SQLite would list nothing."""
+    headers = auth("alice")
+    cursor = forged(app, ["title,id", ["a\x00", 1]])
+    response = client.get(TASKS, query_string={"sort": "title", "after": cursor}, headers=headers)
     assert fields_of(assert_problem(response, 422)) == {("query", "after")}
 
 
