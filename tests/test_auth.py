@@ -388,6 +388,20 @@ def test_the_largest_user_id_signs_in(
     assert response.get_json()["id"] == MAX_ID
 
 
+@pytest.mark.parametrize(("name", "password"), [("", PASSWORD), ("yy", "")])
+def test_a_basic_header_missing_a_part_names_no_account(
+    client: FlaskClient, make_user: MakeUser, name: str, password: str
+) -> None:
+    """An empty name or password is itself, never a stand-in (such as the account `XX`,
+    or the password `XX` of the account `yy`)."""
+    make_user("XX")
+    make_user("yy", password="XX")
+    credentials = base64.b64encode(f"{name}:{password}".encode()).decode()
+    response = client.post(LOGIN, headers={"Authorization": f"Basic {credentials}"})
+    assert response.status_code == 401
+    assert "access_token" not in (response.get_json() or {})
+
+
 def test_a_preflight_reads_no_credential(client: FlaskClient) -> None:
     """OPTIONS (a CORS preflight carries none of its own) answers the methods, whatever
     credential comes along."""
