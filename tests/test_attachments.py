@@ -235,6 +235,14 @@ def test_download_etag_304_and_ranges(
     cached = client.get(url, headers={**alice, "If-None-Match": etag})
 
     assert (cached.status_code, cached.data) == (304, b"")
+    assert cached.headers["ETag"] == etag  # a 304 names what the client has (RFC 9110)
+    weak = client.get(url, headers={**alice, "If-None-Match": f"W/{etag}"})
+    assert weak.status_code == 304  # If-None-Match compares weakly
+    malformed = client.get(url, headers={**alice, "If-None-Match": "not-quoted"})
+    assert malformed.status_code == 422
+    assert [(e["location"], e["field"]) for e in malformed.get_json()["errors"]] == [
+        ("header", "If-None-Match")
+    ]
     part = client.get(url, headers={**alice, "Range": "bytes=1000-1999"})
     assert part.status_code == 206
     assert part.data == data[1000:2000]
@@ -247,6 +255,7 @@ def test_download_etag_304_and_ranges(
     assert past.status_code == 416
     assert past.headers["Content-Range"] == f"bytes */{len(data)}"
     assert past.mimetype == "application/problem+json"
+    assert "ETag" not in past.headers  # an error is no representation of the file
 
 
 def test_if_range_gets_the_part_only_while_the_file_is_the_same(
