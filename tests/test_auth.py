@@ -392,9 +392,9 @@ def test_the_largest_user_id_signs_in(
 def test_a_basic_header_missing_a_part_names_no_account(
     client: FlaskClient, make_user: MakeUser, name: str, password: str
 ) -> None:
-    """An empty name or password is itself, never a stand-in (such as the account `XX`,
-    or the password `XX` of the account `yy`)."""
-    make_user("XX")
+    """An empty name or password is itself, never a stand-in (such as the name `XX`, which
+    is the account `xx`, or the password `XX` of the account `yy`)."""
+    make_user("xx")  # logins are matched in lower case
     make_user("yy", password="XX")
     credentials = base64.b64encode(f"{name}:{password}".encode()).decode()
     response = client.post(LOGIN, headers={"Authorization": f"Basic {credentials}"})
