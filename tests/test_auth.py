@@ -402,6 +402,14 @@ def test_a_basic_header_missing_a_part_names_no_account(
     assert "access_token" not in (response.get_json() or {})
 
 
+def test_a_deleted_users_token_is_refused_for_its_user_not_as_revoked(
+    app: TasksAPI, client: FlaskClient, make_user: MakeUser
+) -> None:
+    headers = _deleted_user(app, client, make_user("alice"))
+    body = assert_token_refused(client.get(ME, headers=headers))
+    assert body["detail"] == "The token's user does not exist or is inactive."
+
+
 def test_a_preflight_reads_no_credential(client: FlaskClient) -> None:
     """OPTIONS (a CORS preflight carries none of its own) answers the methods, whatever
     credential comes along."""
