@@ -44,10 +44,6 @@ class Principal:
     refusal: HTTPError | None = None
 
     @property
-    def authenticated(self) -> bool:
-        return self.user is not None
-
-    @property
     def user_id(self) -> int | None:
         return self.user.id if self.user is not None else None
 

@@ -19,16 +19,16 @@ from typing import Any
 import boto3
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from werkzeug.serving import make_server
 
 from api.errors import NotFoundError
 from api.extensions import db
 from api.jobs.runner import schedule_recurring
-from api.models import Attachment, Job, Task
+from api.models import MAX_ID, Attachment, Job, Task, User
 from api.openapi import TasksAPI
 from api.services import attachments
-from api.storage import Store
+from api.storage import Chunks, StorageUnavailableError, Store
 from tests.support.apps import POSTGRES_TEST_OPTIONS, add_user, dispose, make_app
 from tests.support.auth import bearer, login
 from tests.support.clock import Clock
@@ -235,6 +235,14 @@ def test_download_etag_304_and_ranges(
     cached = client.get(url, headers={**alice, "If-None-Match": etag})
 
     assert (cached.status_code, cached.data) == (304, b"")
+    assert cached.headers["ETag"] == etag  # a 304 names what the client has (RFC 9110)
+    weak = client.get(url, headers={**alice, "If-None-Match": f"W/{etag}"})
+    assert weak.status_code == 304  # If-None-Match compares weakly
+    malformed = client.get(url, headers={**alice, "If-None-Match": "not-quoted"})
+    assert malformed.status_code == 422
+    assert [(e["location"], e["field"]) for e in malformed.get_json()["errors"]] == [
+        ("header", "If-None-Match")
+    ]
     part = client.get(url, headers={**alice, "Range": "bytes=1000-1999"})
     assert part.status_code == 206
     assert part.data == data[1000:2000]
@@ -247,6 +255,27 @@ def test_download_etag_304_and_ranges(
     assert past.status_code == 416
     assert past.headers["Content-Range"] == f"bytes */{len(data)}"
     assert past.mimetype == "application/problem+json"
+    assert "ETag" not in past.headers  # an error is no representation of the file
+
+
+def test_if_range_gets_the_part_only_while_the_file_is_the_same(
+    client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    made = raw(client, task, alice, PNG).get_json()
+    url = f"{task}/{made['id']}/content"
+    etag = f'"{made["sha256"]}"'
+    same = client.get(url, headers={**alice, "Range": "bytes=0-0", "If-Range": etag})
+    assert (same.status_code, same.data) == (206, PNG[:1])
+    assert same.headers["Content-Range"] == f"bytes 0-0/{len(PNG)}"
+    assert same.headers["Content-Length"] == "1"
+    changed = client.get(url, headers={**alice, "Range": "bytes=0-0", "If-Range": '"other"'})
+    assert (changed.status_code, changed.data) == (200, PNG)
+    assert "Content-Range" not in changed.headers
+    assert changed.headers["Content-Length"] == str(len(PNG))
+    head = client.head(url, headers={**alice, "Range": "bytes=8-15"})
+    assert (head.status_code, head.data) == (206, b"")
+    assert head.headers["Content-Range"] == f"bytes 8-15/{len(PNG)}"
+    assert head.headers["Content-Length"] == "8"
 
 
 def test_delete_removes_the_object_unless_shared(
@@ -293,6 +322,40 @@ def test_another_users_attachments_are_404(
     ):
         assert response.status_code == 404, response.get_json()
     assert client.get(url, headers=alice).status_code == 200
+
+
+def test_guessing_attachment_ids_is_throttled(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Downloads count towards the enumeration guard like every other id route."""
+    monkeypatch.setitem(app.config, "RATE_LIMIT_ENUMERATION", "2 per minute")
+    made = raw(client, task, alice, PNG).get_json()
+    for guess in (made["id"] + 1, made["id"] + 2):
+        assert client.get(f"{task}/{guess}/content", headers=alice).status_code == 404
+    refused = client.get(f"{task}/{made['id']}/content", headers=alice)
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert refused.headers["X-RateLimit-Limit"] == "2"
+
+
+def test_the_largest_id_is_an_id_and_past_it_none_is(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    made = raw(client, task, alice, PNG).get_json()
+    with app.app_context():  # as if the sequence had reached its end
+        db.session.execute(update(Attachment).values(id=MAX_ID))
+        db.session.commit()
+    found = client.get(f"{task}/{MAX_ID}", headers=alice)
+    assert found.status_code == 200
+    assert found.get_json() == {**made, "id": MAX_ID}
+    for beyond in (MAX_ID + 1, 0):
+        response = client.get(f"{task}/{beyond}", headers=alice)
+        assert response.status_code == 404
+        assert response.mimetype == "application/problem+json"
 
 
 def test_scopes(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
@@ -414,6 +477,88 @@ def test_names_are_sanitized(client: FlaskClient, alice: dict[str, str], task: s
     assert len(name.encode()) <= 255
 
 
+def named(client: FlaskClient, url: str, headers: dict[str, str], name: str) -> Any:
+    """A raw upload named `name` (RFC 8187 `filename*`: any character gets through)."""
+    disposition = f"attachment; filename*=UTF-8''{urllib.parse.quote(name, safe='')}"
+    return raw(client, url, headers, b"named", disposition)
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("C:\\Users\\me\\report.pdf", "report.pdf"),  # a Windows path
+        ("X", "X"),
+        ("a" * 300 + ".sixteen-bytes-ex", "a" * 238 + ".sixteen-bytes-ex"),  # extension kept
+        ("a" * 300 + ".seventeen-bytes-x", ("a" * 300)[:255]),  # too long to be one: cut
+        ("a" * 300, "a" * 255),
+    ],
+)
+def test_a_name_keeps_its_last_part_and_at_most_255_bytes(
+    client: FlaskClient, alice: dict[str, str], task: str, sent: str, kept: str
+) -> None:
+    response = named(client, task, alice, sent)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["filename"] == kept
+
+
+def test_a_blank_name_is_asked_for(client: FlaskClient, alice: dict[str, str], task: str) -> None:
+    response = multipart(client, task, alice, b"x", "   ")
+    assert response.status_code == 422
+    assert [e["message"] for e in response.get_json()["errors"]] == ["Send a file name."]
+    assert field_errors(response) == [("form", "file")]
+
+
+def test_the_download_names_the_file_for_old_and_new_clients(
+    client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    made = named(client, task, alice, 'X "quoted" \u00e9.txt').get_json()
+    assert made["filename"] == 'X "quoted" \u00e9.txt'
+    download = client.get(f"{task}/{made['id']}/content", headers=alice)
+    assert download.headers["Content-Disposition"] == (
+        "attachment; filename=\"X _quoted_ _.txt\"; filename*=UTF-8''X%20%22quoted%22%20%C3%A9.txt"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "sniffed"),
+    [
+        (b"plain notes\n", "text/plain; charset=utf-8"),
+        # Only the first 8 KiB are sniffed: text there is text.
+        (b"a" * 8192 + b"\xff\xfe binary after", "text/plain; charset=utf-8"),
+        # A character cut off by the 8 KiB window is still text...
+        (b"a" * 8189 + "\U0001f600".encode() * 2, "text/plain; charset=utf-8"),
+        # ... but a byte that is no UTF-8 before the window's last three is not.
+        (b"a" * 8188 + b"\xff" + b"a" * 10, "application/octet-stream"),
+        (bytes(range(256)), "application/octet-stream"),
+    ],
+)
+def test_the_type_is_sniffed_from_the_first_bytes(
+    client: FlaskClient, alice: dict[str, str], task: str, data: bytes, sniffed: str
+) -> None:
+    response = raw(client, task, alice, data, content_type="text/plain")
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["content_type"] == sniffed
+    download = client.get(f"{task}/{response.get_json()['id']}/content", headers=alice)
+    assert (download.headers["Content-Type"], download.data) == (sniffed, data)
+
+
+def test_the_sniffing_window_is_8_kib_however_the_bytes_arrive(app: TasksAPI) -> None:
+    """A first chunk shorter than the window (a multipart part often is) leaves the window
+    at 8 KiB: what follows it is not sniffed."""
+    chunks = [b"a" * 100, b"a" * 8092 + b"\xff" * 100]
+    with app.app_context():
+        upload = attachments.receive(iter(chunks), "body")
+        attachments.discard(upload)
+    assert upload.content_type == "text/plain; charset=utf-8"
+    assert upload.size == 8292
+    assert upload.sha256 == hashlib.sha256(b"".join(chunks)).hexdigest()
+
+
+def test_no_bytes_show_no_type() -> None:
+    """Uploads are never empty (a 422 first), but the sniffer alone says so too."""
+    assert attachments.sniff(b"") == "application/octet-stream"
+
+
 @pytest.mark.parametrize(
     "content_type", ["application/x-www-form-urlencoded", "multipart/mixed; boundary=x", ""]
 )
@@ -423,6 +568,149 @@ def test_wrong_content_type_is_415(
     response = client.post(task, data=b"file=x", headers={**alice, "Content-Type": content_type})
     assert response.status_code == 415
     assert response.mimetype == "application/problem+json"
+
+
+def multipart_body(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0und") -> bytes:
+    """A multipart/form-data body of (name, filename or None for a text field, bytes)."""
+    body = b""
+    for name, filename, data in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
+        body += data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
+
+
+def test_the_file_part_is_found_among_others(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    parts = [("note", None, b"before"), ("file", "a.txt", b"the file"), ("after", None, b"x")]
+    response = client.post(
+        task,
+        data=multipart_body(parts),
+        headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"},
+    )
+    assert response.status_code == 201, response.get_json()
+    made = response.get_json()
+    assert (made["filename"], made["size"]) == ("a.txt", len(b"the file"))
+    assert client.get(f"{task}/{made['id']}/content", headers=alice).data == b"the file"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status", "detail"),
+    [
+        ("multipart/form-data", b"--x--\r\n", 415, "multipart/form-data needs a boundary"),
+        ("multipart/form-data; boundary=b0und", b"--b0und\r\nno headers", 400, "malformed"),
+    ],
+)
+def test_a_broken_multipart_body_is_refused(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    content_type: str,
+    body: bytes,
+    status: int,
+    detail: str,
+) -> None:
+    response = client.post(task, data=body, headers={**alice, "Content-Type": content_type})
+    assert response.status_code == status, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    assert detail in response.get_json()["detail"]
+    assert rows(app) == 0
+
+
+@pytest.mark.parametrize(("parts", "status"), [(16, 201), (17, 413)])
+def test_a_multipart_body_has_at_most_16_parts(
+    client: FlaskClient, alice: dict[str, str], task: str, parts: int, status: int
+) -> None:
+    fields = [(f"field{n}", None, b"x") for n in range(parts - 1)]
+    response = client.post(
+        task,
+        data=multipart_body([*fields, ("file", "a.txt", b"data")]),
+        headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"},
+    )
+    assert response.status_code == status, response.get_json()
+
+
+@pytest.mark.parametrize("over", [0, 1])
+def test_a_multipart_body_may_add_64_kib_of_framing_to_the_file_limit(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str, over: int
+) -> None:
+    limit = LIMITS["MAX_ATTACHMENT_BYTES"]
+    file = ("file", "full.bin", b"f" * limit)
+    framing = len(multipart_body([("pad", None, b""), file]))
+    padding = limit + 64 * 1024 - framing + over
+    body = multipart_body([("pad", None, b"p" * padding), file])
+    assert len(body) == limit + 64 * 1024 + over
+    response = client.post(
+        task, data=body, headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"}
+    )
+    if over:
+        assert response.status_code == 413
+        assert response.get_json()["detail"] == (
+            f"The body ({len(body)} bytes) is larger than the limit of {limit} bytes per file "
+            "(MAX_ATTACHMENT_BYTES)."
+        )
+        assert rows(app) == 0
+    else:
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["size"] == limit
+
+
+@pytest.mark.parametrize(
+    "size", [LIMITS["MAX_ATTACHMENT_BYTES"] - 1, LIMITS["MAX_ATTACHMENT_BYTES"] + 1]
+)
+def test_a_body_of_unknown_length_is_cut_off_past_the_limit(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str, size: int
+) -> None:
+    limit = LIMITS["MAX_ATTACHMENT_BYTES"]
+    response = client.post(
+        task,
+        input_stream=io.BytesIO(b"c" * size),
+        headers={**alice, "Content-Disposition": 'attachment; filename="c.bin"'},
+        content_type="application/octet-stream",
+        # As a server passes a chunked body on: no length, read to its end.
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": ""},
+    )
+    if size > limit:
+        assert response.status_code == 413
+        assert response.get_json()["detail"] == (
+            f"The body is larger than the limit of {limit} bytes per file (MAX_ATTACHMENT_BYTES)."
+        )
+        assert rows(app) == 0
+        assert not list(store_of(app).temps())
+    else:
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["size"] == size
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [("file", None, b"just text")],
+        [("note", None, b"no file here")],
+        # The first part named `file` is the file: a text one is not, whatever follows.
+        [("file", None, b"just text"), ("file", "a.txt", b"a file after it")],
+    ],
+)
+def test_a_text_field_named_file_is_no_file(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    parts: list[tuple[str, str | None, bytes]],
+) -> None:
+    response = client.post(
+        task,
+        data=multipart_body(parts),
+        headers={**alice, "Content-Type": "multipart/form-data; boundary=b0und"},
+    )
+    assert response.status_code == 422
+    assert field_errors(response) == [("form", "file")]
+    assert [e["message"] for e in response.get_json()["errors"]] == [
+        "Send the file with its name, in a part named `file`."
+    ]
+    assert rows(app) == 0
 
 
 def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str) -> None:
@@ -448,17 +736,46 @@ def test_limits(app: TasksAPI, client: FlaskClient, alice: dict[str, str], task:
         assert raw(client, task, alice, b"file %d" % n).status_code == 201
     full = raw(client, task, alice, b"one more")
     assert full.status_code == 409
-    assert "MAX_ATTACHMENTS_PER_TASK" in full.get_json()["detail"]
+    task_id = task.split("/")[-2]
+    assert full.get_json()["detail"] == (
+        f"Task {task_id} has 3 attachments, the most it may have "
+        "(MAX_ATTACHMENTS_PER_TASK=3); delete one first."
+    )
     other_task = client.post("/api/v1/tasks", json={"title": "B"}, headers=alice)
     other = f"{other_task.headers['Location']}/attachments"
     assert raw(client, other, alice, os.urandom(limit)).status_code == 201
     assert raw(client, other, alice, os.urandom(limit)).status_code == 201
     over_quota = raw(client, other, alice, os.urandom(limit))
     assert over_quota.status_code == 409
-    assert "ATTACHMENT_QUOTA_BYTES" in over_quota.get_json()["detail"]
+    used = 2 * limit + sum(len(b"file %d" % n) for n in range(3))
+    quota = LIMITS["ATTACHMENT_QUOTA_BYTES"]
+    assert over_quota.get_json()["detail"] == (
+        f"This file ({limit} bytes) would take the owner's attachments to {used + limit} "
+        f"bytes, past the quota of {quota} bytes (ATTACHMENT_QUOTA_BYTES); delete some first."
+    )
     assert rows(app) == 5
     assert len(stored(app)) == 5
     assert not list(store_of(app).temps())
+
+
+def test_a_first_file_alone_can_be_over_the_quota(
+    app: TasksAPI,
+    client: FlaskClient,
+    alice: dict[str, str],
+    task: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(app.config, "ATTACHMENT_QUOTA_BYTES", 100)
+    # One file per task: the quota, not the task's room (none used), says no.
+    monkeypatch.setitem(app.config, "MAX_ATTACHMENTS_PER_TASK", 1)
+    refused = raw(client, task, alice, b"x" * 101)
+    assert refused.status_code == 409
+    assert refused.get_json()["detail"] == (
+        "This file (101 bytes) would take the owner's attachments to 101 bytes, past the "
+        "quota of 100 bytes (ATTACHMENT_QUOTA_BYTES); delete some first."
+    )
+    assert raw(client, task, alice, b"x" * 100).status_code == 201
+    assert rows(app) == 1
 
 
 def test_idempotent_upload(
@@ -607,6 +924,134 @@ def test_the_sweep_removes_orphans_only(
     assert second_temp not in names
 
 
+# --- the local store ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_app(tmp_path: Path) -> Iterator[TasksAPI]:
+    application = store_app(f"sqlite:///{tmp_path / 'tasks.db'}", tmp_path)
+    yield application
+    dispose(application)
+
+
+def test_the_local_store_keeps_each_object_under_its_digest(
+    local_app: TasksAPI, tmp_path: Path, alice_on: Callable[[TasksAPI], dict[str, str]]
+) -> None:
+    """The layout on disk is a contract with every file already stored: objects/ab/<digest>."""
+    client = local_app.test_client()
+    headers = alice_on(local_app)
+    task = client.post("/api/v1/tasks", json={"title": "T"}, headers=headers)
+    made = raw(client, f"{task.headers['Location']}/attachments", headers, PNG).get_json()
+    digest = made["sha256"]
+    root = tmp_path / "attachments"
+    assert (root / "objects" / digest[:2] / digest).read_bytes() == PNG
+    assert list((root / "objects").iterdir()) == [root / "objects" / digest[:2]]
+    assert list((root / "tmp").iterdir()) == []
+    store = store_of(local_app)
+    assert store.exists(digest)
+    assert not store.exists("0" * 64)
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "A" * 64, "0" * 63, "0" * 64 + "\n"])
+def test_the_local_store_takes_no_path_for_a_digest(local_app: TasksAPI, name: str) -> None:
+    store = store_of(local_app)
+    for call in (
+        lambda: store.read(name, 0, 1),
+        lambda: store.delete(name),
+        lambda: store.exists(name),
+        lambda: store.promote("0" * 32, name),
+    ):
+        with pytest.raises(ValueError, match="not a sha256 digest"):
+            call()
+
+
+def test_the_local_store_reports_what_fails_and_leaves_nothing_half_written(
+    local_app: TasksAPI, tmp_path: Path
+) -> None:
+    store = store_of(local_app)
+    root = tmp_path / "attachments"
+
+    def dying() -> Iterator[bytes]:
+        yield b"the first chunk"
+        raise OSError("No space left on device")
+
+    with pytest.raises(StorageUnavailableError, match="No space left"):
+        store.write_temp(dying())
+    assert list(store.temps()) == []
+    digest = hashlib.sha256(b"gone").hexdigest()
+    with pytest.raises(StorageUnavailableError, match=f"cannot store {digest}"):
+        store.promote("0" * 32, digest)  # its temporary object is gone
+    written = store.write_temp(iter([b"four"]))
+    store.promote(written, digest)
+    # Asked for more than there is (a row whose object was cut short): what there is.
+    assert b"".join(store.read(digest, 0, 100)) == b"four"
+    assert b"".join(store.read(digest, 1, 2)) == b"ou"
+    store.delete(digest)
+    store.delete(digest)  # gone already: nothing to do
+    store.delete(digest)
+    (root / "objects" / digest[:2] / digest).mkdir(parents=True)  # not a file: unlink fails
+    with pytest.raises(StorageUnavailableError, match=f"cannot delete {digest}"):
+        store.delete(digest)
+
+
+def test_a_body_that_is_never_read_still_releases_its_file(local_app: TasksAPI) -> None:
+    """A HEAD, or a client gone before the first byte: the server closes the body unread."""
+    store = store_of(local_app)
+    digest = hashlib.sha256(b"held").hexdigest()
+    store.promote(store.write_temp(iter([b"held"])), digest)
+    released: list[bool] = []
+    body = store.read(digest, 0, 4)
+    Chunks(iter(body), lambda: released.append(True)).close()
+    assert released == [True]
+    body.close()  # the file's own release; the bytes stay readable from the store
+    assert b"".join(store.read(digest, 0, 4)) == b"held"
+
+
+def test_the_sweep_leaves_files_it_did_not_write(
+    local_app: TasksAPI, tmp_path: Path, clock: Clock
+) -> None:
+    root = tmp_path / "attachments"
+    strays = [root / "objects" / "ab" / "notes.txt", root / "tmp" / "README"]
+    for stray in strays:
+        stray.parent.mkdir(parents=True, exist_ok=True)
+        stray.write_bytes(b"not ours")
+    dead = store_of(local_app).write_temp(iter([b"an upload that died"]))
+    with local_app.app_context():
+        clock.advance(seconds=local_app.config["ATTACHMENT_ORPHAN_GRACE_SECONDS"] + 1)
+        assert attachments.sweep() == (1, 0)
+    assert all(stray.read_bytes() == b"not ours" for stray in strays)
+    assert not (root / "tmp" / dead).exists()
+
+
+def test_a_local_store_that_cannot_be_written_or_read_is_503(
+    local_app: TasksAPI,
+    tmp_path: Path,
+    alice_on: Callable[[TasksAPI], dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = local_app.test_client()
+    headers = alice_on(local_app)
+    task = client.post("/api/v1/tasks", json={"title": "T"}, headers=headers)
+    url = f"{task.headers['Location']}/attachments"
+    made = raw(client, url, headers, PNG).get_json()
+    root = tmp_path / "attachments"
+    (root / "objects" / made["sha256"][:2] / made["sha256"]).unlink()  # lost behind our back
+    with caplog.at_level("WARNING"):
+        lost = client.get(f"{url}/{made['id']}/content", headers=headers)
+    assert lost.status_code == 503
+    assert lost.mimetype == "application/problem+json"
+    # The operators learn why (the client only that it may retry).
+    [warning] = [r for r in caplog.records if r.getMessage().startswith("attachment store")]
+    assert made["sha256"] in warning.getMessage()
+    assert warning.levelname == "WARNING"
+    (root / "tmp").rmdir()
+    (root / "tmp").symlink_to(tmp_path / "unmounted")  # a volume that is gone
+    refused = raw(client, url, headers, b"new bytes")
+    assert refused.status_code == 503
+    assert "nothing was changed" in refused.get_json()["detail"]
+    assert rows(local_app) == 1
+
+
 # --- concurrency -------------------------------------------------------------------------------
 
 
@@ -651,6 +1096,72 @@ def test_concurrent_uploads_never_exceed_the_per_task_limit(
         assert sorted(statuses) == [201] * most + [409] * (10 - most)
         assert rows(application) == most
         assert len(stored(application)) == most
+
+
+def test_uploads_and_deletes_wait_for_the_owners_and_the_digests_locks(
+    app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str
+) -> None:
+    """PostgreSQL: an upload takes its owner's row lock (the limits count one upload at a
+    time) and then its digest's lock, as a delete does: a delete of the same bytes in
+    progress finishes first."""
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serializes all writes with one lock: nothing to wait for here")
+    owner_id = int(client.get("/api/v1/users/me", headers=alice).get_json()["id"])
+    digest = hashlib.sha256(PNG).hexdigest()
+
+    def waits_until(
+        hold: Callable[[], None], release: Callable[[], None], request: Callable[[], Any]
+    ) -> int:
+        answers: list[int] = []
+        hold()
+        waiting = threading.Thread(target=lambda: answers.append(request().status_code))
+        waiting.start()
+        waiting.join(1.0)
+        assert waiting.is_alive(), "the request did not wait for the lock"
+        release()
+        waiting.join(30)
+        return answers[0]
+
+    def upload() -> Any:
+        return multipart(app.test_client(), task, alice, PNG)
+
+    with engine.connect() as other:
+        # FOR NO KEY UPDATE: what the upload's FOR UPDATE waits for, where the foreign key
+        # checks of its INSERT (FOR KEY SHARE) would not.
+        lock_owner = select(User.id).where(User.id == owner_id).with_for_update(key_share=True)
+        assert waits_until(lambda: other.execute(lock_owner), other.rollback, upload) == 201
+
+    def concurrent_delete() -> tuple[Callable[[], None], Callable[[], None]]:
+        """A delete of the same bytes with its transaction open: (start it, end it)."""
+        deleting, done = threading.Event(), threading.Event()
+
+        def run() -> None:
+            with app.app_context():
+                attachments.release_objects([digest])
+                deleting.set()
+                done.wait(30)
+                db.session.rollback()
+
+        deleter = threading.Thread(target=run)
+
+        def start() -> None:
+            deleter.start()
+            assert deleting.wait(30)
+
+        def end() -> None:
+            done.set()
+            deleter.join(30)
+
+        return start, end
+
+    assert waits_until(*concurrent_delete(), upload) == 201
+    first = client.get(task, headers=alice).get_json()["data"][0]["id"]
+    delete_first = lambda: app.test_client().delete(f"{task}/{first}", headers=alice)  # noqa: E731
+    assert waits_until(*concurrent_delete(), delete_first) == 204
+    assert stored(app) == {digest}
+    assert rows(app) == 1
 
 
 def upload_over_http(port: int, path: str, headers: dict[str, str], data: bytes) -> int:

@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select, update
 
 from api.cli import DEMO_TASKS, DEMO_USER
 from api.extensions import db
-from api.models import RevokedToken, Role, Task, User
+from api.models import MAX_ID, RevokedToken, Role, Task, User
 from api.openapi import TasksAPI
 from api.services.auth import login_failed
 from tests.support.auth import (
@@ -374,6 +374,52 @@ def test_a_hand_made_token_with_the_server_key_works(
     assert client.get(ME, headers=bearer(token)).status_code == 200
 
 
+def test_the_largest_user_id_signs_in(
+    app: TasksAPI, client: FlaskClient, make_user: MakeUser
+) -> None:
+    """A `sub` of ten digits up to MAX_ID names a user (past it, none: see BAD_TOKENS)."""
+    user = make_user("alice")
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user.id).values(id=MAX_ID))
+        db.session.commit()
+    token = jwt.encode(token_claims(MAX_ID), app.config["JWT_SECRET_KEY"], algorithm="HS256")
+    response = client.get(ME, headers=bearer(token))
+    assert response.status_code == 200
+    assert response.get_json()["id"] == MAX_ID
+
+
+@pytest.mark.parametrize(("name", "password"), [("", PASSWORD), ("yy", "")])
+def test_a_basic_header_missing_a_part_names_no_account(
+    client: FlaskClient, make_user: MakeUser, name: str, password: str
+) -> None:
+    """An empty name or password is itself, never a stand-in (such as the name `XX`, which
+    is the account `xx`, or the password `XX` of the account `yy`)."""
+    make_user("xx")  # logins are matched in lower case
+    make_user("yy", password="XX")
+    credentials = base64.b64encode(f"{name}:{password}".encode()).decode()
+    response = client.post(LOGIN, headers={"Authorization": f"Basic {credentials}"})
+    assert response.status_code == 401
+    assert "access_token" not in (response.get_json() or {})
+
+
+def test_a_deleted_users_token_is_refused_for_its_user_not_as_revoked(
+    app: TasksAPI, client: FlaskClient, make_user: MakeUser
+) -> None:
+    headers = _deleted_user(app, client, make_user("alice"))
+    body = assert_token_refused(client.get(ME, headers=headers))
+    assert body["detail"] == "The token's user does not exist or is inactive."
+
+
+def test_a_preflight_reads_no_credential(client: FlaskClient) -> None:
+    """OPTIONS (a CORS preflight carries none of its own) answers the methods, whatever
+    credential comes along."""
+    for headers in (bearer("not-a-jwt"), {"X-API-Key": "not-a-key"}, {}):
+        response = client.options(ME, headers=headers)
+        assert response.status_code == 200
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "PATCH", "OPTIONS", "HEAD"}
+        assert "WWW-Authenticate" not in response.headers
+
+
 TokenMaker = Callable[[TasksAPI, FlaskClient, User], dict[str, str]]
 
 
@@ -413,6 +459,12 @@ def _integer_sub(app: TasksAPI, client: FlaskClient, user: User) -> dict[str, st
     return bearer(jwt.encode(forged, app.config["JWT_SECRET_KEY"], algorithm="HS256"))
 
 
+def _padded_sub(app: TasksAPI, client: FlaskClient, user: User) -> dict[str, str]:
+    """The user's id with leading zeros, longer than any id can be written."""
+    forged = token_claims(user.id) | {"sub": str(user.id).zfill(11)}
+    return bearer(jwt.encode(forged, app.config["JWT_SECRET_KEY"], algorithm="HS256"))
+
+
 def _deleted_user(app: TasksAPI, client: FlaskClient, user: User) -> dict[str, str]:
     headers = bearer(login(client, user.username)["access_token"])
     with app.app_context():
@@ -444,6 +496,7 @@ BAD_TOKENS: dict[str, TokenMaker] = {
     "expired": _expired,
     "refresh-as-access": _refresh_token,
     "integer-sub": _integer_sub,
+    "padded-sub": _padded_sub,
     "deleted-user": _deleted_user,
     "deactivated-user": _deactivated_user,
     "logged-out": _logged_out,

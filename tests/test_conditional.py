@@ -100,6 +100,20 @@ def test_get_task_with_matching_if_none_match_is_304_without_body(
     assert other.get_json() == first.get_json()
 
 
+@pytest.mark.parametrize(
+    "precondition",
+    [{"If-Match": '"not-this-one"'}, {"If-Unmodified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}],
+)
+def test_a_get_ignores_the_write_preconditions(
+    client: FlaskClient, alice: Headers, precondition: dict[str, str]
+) -> None:
+    """If-Match and If-Unmodified-Since are declared on writes only: a GET answers 200."""
+    task_id = create(client, alice).get_json()["id"]
+    response = client.get(f"{TASKS}/{task_id}", headers={**alice, **precondition})
+    assert response.status_code == 200
+    assert response.get_json()["id"] == task_id
+
+
 def test_list_has_an_etag_that_changes_with_the_list(client: FlaskClient, alice: Headers) -> None:
     create(client, alice, "One")
     first = client.get(TASKS, headers=alice)

@@ -445,12 +445,13 @@ def unsigned(payload: str) -> str:
         lambda app: forged(app, ["-created_at,id", ["2026-01-01T00:00:00+00:00", "1\x00"]]),
         lambda app: forged(app, ["-created_at,id", ["2026-01-01T00:00:00+00:00", True]]),
         lambda app: forged(app, ["-created_at,id", {"a": 1}]),
+        lambda app: forged(app, ["-created_at,id", [20260101, 1]]),
         lambda app: forged(app, "not a list"),
         lambda app: "A" * 1000,
         lambda app: "..",
     ],
-    ids=["unsigned", "wrong-types", "naive", "short", "nul", "bool", "dict", "string", "junk",
-         "dots"],
+    ids=["unsigned", "wrong-types", "naive", "short", "nul", "bool", "dict", "int-time",
+         "string", "junk", "dots"],
 )  # fmt: skip
 def test_a_hand_made_cursor_is_422_naming_after(
     app: TasksAPI, client: FlaskClient, auth: Auth, make: Callable[[TasksAPI], str]
@@ -458,6 +459,33 @@ def test_a_hand_made_cursor_is_422_naming_after(
     headers = auth("alice")
     response = client.get(TASKS, query_string={"after": make(app)}, headers=headers)
     assert fields_of(assert_problem(response, 422)) == {("query", "after")}
+
+
+def test_a_cursor_value_with_a_nul_is_refused(
+    app: TasksAPI, client: FlaskClient, auth: Auth
+) -> None:
+    """PostgreSQL cannot compare a string holding NUL (a 500); SQLite would list nothing."""
+    headers = auth("alice")
+    cursor = forged(app, ["title,id", ["a\x00", 1]])
+    response = client.get(TASKS, query_string={"sort": "title", "after": cursor}, headers=headers)
+    assert fields_of(assert_problem(response, 422)) == {("query", "after")}
+
+
+def test_no_cursor_follows_a_sort_by_due_date(
+    app: TasksAPI, client: FlaskClient, auth: Auth
+) -> None:
+    """Undated tasks make due_date no key to continue from: even a cursor signed for that
+    sort is refused (it is never minted)."""
+    headers = auth("alice")
+    cursor = forged(app, ["due_date,id", [None, 1]])
+    response = client.get(
+        TASKS, query_string={"sort": "due_date", "after": cursor}, headers=headers
+    )
+    body = assert_problem(response, 422)
+    assert fields_of(body) == {("query", "after")}
+    assert [e["message"] for e in body["errors"]] == [
+        "A cursor cannot follow a sort by due_date; use page."
+    ]
 
 
 def test_a_cursor_is_bound_to_its_sort(client: FlaskClient, auth: Auth) -> None:

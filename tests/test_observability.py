@@ -126,6 +126,19 @@ def test_each_request_writes_one_access_line(
     }
     assert isinstance(fields["duration_ms"], float)
     assert fields["duration_ms"] >= 0
+    # Who called, by kind of credential.
+    made = client.post(
+        "/api/v1/api-keys", json={"name": "k", "scopes": ["tasks:read"]}, headers=alice
+    )
+    callers = (
+        (alice, "user"),
+        ({"X-API-Key": made.get_json()["secret"]}, "api_key"),
+        ({}, "anonymous"),
+    )
+    caplog.clear()
+    for headers, _ in callers:
+        client.get(f"/api/v1/tasks/{task_id}", headers=headers)
+    assert [vars(r)["principal"] for r in access_records(caplog)] == [kind for _, kind in callers]
 
 
 # (Liveness probes are answered before Flask, unlogged: see api.http.LivenessProbe.)

@@ -18,13 +18,14 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import delete, text, update
 
 from api.extensions import db
+from api.jobs import RunAgain
 from api.jobs.runner import due_job_ids, run_job
-from api.models import Webhook
+from api.models import DeliveryStatus, Webhook, WebhookDelivery
 from api.openapi import TasksAPI
-from api.services.webhook_deliveries import backoff
+from api.services.webhook_deliveries import backoff, deliver
 from tests.support.apps import (
     add_user,
     app_with_schema,
@@ -159,6 +160,125 @@ def test_a_failing_receiver_gets_retries_with_the_same_id_until_it_recovers(
     assert receiver.rejected == []
     hook = client.get(f"{HOOKS}/{webhook['id']}", headers=alice).get_json()
     assert hook["consecutive_failures"] == 0
+
+
+@pytest.mark.usefixtures("private_targets")
+def test_a_retry_for_a_webhook_switched_off_meanwhile_fails_unsent(
+    app: TasksAPI, client: FlaskClient, alice: Headers, receiver: Receiver, clock: Clock
+) -> None:
+    webhook = subscribe(client, alice, receiver, ["task.created"])
+    receiver.statuses = [500]
+    settled(client.post(TASKS, json={"title": "Retry later"}, headers=alice))
+    patched = client.patch(f"{HOOKS}/{webhook['id']}", json={"is_active": False}, headers=alice)
+    assert patched.status_code == 200
+    clock.advance(seconds=30)
+    assert run_due(app) == 1
+    [given_up] = deliveries(client, alice, webhook)
+    assert given_up["status"] == "failed"
+    assert given_up["last_error"] == "The webhook is disabled."
+    assert given_up["next_attempt_at"] is None
+    assert given_up["attempts"] == 1
+    assert len(receiver.attempts) == 1
+    clock.advance(days=2)
+    assert run_due(app) == 0  # nothing left to try
+
+
+@pytest.mark.usefixtures("private_targets")
+def test_a_delivery_waits_for_an_earlier_one_not_yet_attempted(
+    app: TasksAPI, client: FlaskClient, alice: Headers, receiver: Receiver
+) -> None:
+    """Two deliveries to one webhook whose jobs run out of order (two workers): the later
+    one waits (RunAgain) until the earlier one has been attempted."""
+    webhook = subscribe(client, alice, receiver, ["task.created"])
+    with app.app_context():
+        queued = [
+            WebhookDelivery(
+                webhook_id=webhook["id"],
+                message_id=f"msg_order_{n}",
+                event_type="task.created",
+                payload={"type": "task.created", "data": {"n": n}},
+                status=DeliveryStatus.PENDING.value,
+            )
+            for n in (1, 2)
+        ]
+        db.session.add_all(queued)
+        db.session.commit()
+        first, second = (delivery.id for delivery in queued)
+    with app.app_context(), pytest.raises(RunAgain):
+        deliver(second)
+    assert receiver.attempts == []
+    for delivery_id in (first, second):
+        with app.app_context():
+            deliver(delivery_id)
+    assert receiver.attempts == ["msg_order_1", "msg_order_2"]
+
+
+def _remove_webhook_row_only(webhook_id: int) -> None:
+    """What a delivery sees when its webhook is deleted between reading the delivery and
+    reading the webhook (the cascade to the delivery not yet visible to it)."""
+    if db.engine.dialect.name == "sqlite":
+        with db.engine.connect() as connection:
+            connection.execute(text("PRAGMA foreign_keys = OFF"))
+            connection.execute(delete(Webhook).where(Webhook.id == webhook_id))
+            connection.commit()
+            connection.execute(text("PRAGMA foreign_keys = ON"))
+    else:
+        with db.engine.begin() as connection:
+            connection.execute(text("SET LOCAL session_replication_role = replica"))
+            connection.execute(delete(Webhook).where(Webhook.id == webhook_id))
+
+
+@pytest.mark.usefixtures("private_targets")
+def test_a_delivery_that_is_done_or_gone_is_not_sent_again(
+    app: TasksAPI, client: FlaskClient, alice: Headers, receiver: Receiver
+) -> None:
+    webhook = subscribe(client, alice, receiver, ["task.created"])
+    settled(client.post(TASKS, json={"title": "Once"}, headers=alice))
+    [done] = deliveries(client, alice, webhook)
+    assert done["status"] == "delivered"
+    with app.app_context():
+        deliver(done["id"])  # a second run of its job, e.g. after a stale claim
+        deliver(done["id"] + 1000)  # deleted with its webhook
+    assert len(receiver.attempts) == 1
+    assert deliveries(client, alice, webhook) == [done]
+    receiver.default_status = 500
+    settled(client.post(TASKS, json={"title": "Orphan"}, headers=alice))
+    pending = next(d for d in deliveries(client, alice, webhook) if d["status"] == "pending")
+    with app.app_context():
+        _remove_webhook_row_only(webhook["id"])
+        deliver(pending["id"])
+        orphan = db.session.get_one(WebhookDelivery, pending["id"])
+        assert (orphan.status, orphan.attempts) == ("pending", 1)
+        db.session.execute(delete(WebhookDelivery).where(WebhookDelivery.id == pending["id"]))
+        db.session.commit()
+    assert len(receiver.attempts) == 2
+
+
+@pytest.mark.usefixtures("private_targets")
+def test_no_transaction_stays_open_while_the_receiver_answers(
+    app: TasksAPI, client: FlaskClient, alice: Headers, receiver: Receiver
+) -> None:
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL shows its open transactions (pg_stat_activity); SQLite cannot")
+    open_transactions: list[int] = []
+
+    def count_open_transactions() -> None:
+        with engine.connect() as connection:
+            found = connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+                )
+            )
+        open_transactions.append(int(found or 0))
+
+    receiver.on_request = count_open_transactions
+    subscribe(client, alice, receiver, ["task.created"])
+    settled(client.post(TASKS, json={"title": "While it answers"}, headers=alice))
+    assert open_transactions == [0]
+    assert len(receiver.received) == 1
 
 
 def test_the_backoff_doubles_with_jitter_for_about_a_day(app: TasksAPI) -> None:

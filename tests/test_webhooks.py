@@ -3,13 +3,18 @@ ownership, the SSRF guard at subscription, the spec's `webhooks` and links."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from api.extensions import db
+from api.models import Webhook
 from api.openapi import TasksAPI
+from api.services.webhook_deliveries import live_secrets
 
 HOOKS = "/api/v1/webhooks"
 Headers = dict[str, str]
@@ -43,6 +48,8 @@ def test_create_shows_the_secret_once(client: FlaskClient, alice: Headers) -> No
     created = create(client, alice, description="CRM", events=["task.created", "task.deleted"])
     assert created["secret"].startswith("whsec_")
     assert len(created["secret"]) == len("whsec_") + 44
+    # 256 random bits, as Standard Webhooks asks (33 bytes would be 44 characters too).
+    assert len(base64.b64decode(created["secret"].removeprefix("whsec_"), validate=True)) == 32
     assert created["is_active"] is True
     assert created["events"] == ["task.created", "task.deleted"]
     fetched = client.get(f"{HOOKS}/{created['id']}", headers=alice).get_json()
@@ -68,6 +75,32 @@ def test_update_rotate_and_delete(client: FlaskClient, alice: Headers) -> None:
     assert rotated.headers["Cache-Control"] == "no-store"
     assert client.delete(url, headers=alice).status_code == 204
     problem(client.get(url, headers=alice), 404)
+
+
+def test_a_rotated_secret_keeps_signing_for_exactly_a_day(
+    app: TasksAPI, client: FlaskClient, alice: Headers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    rotated_at = created_at + timedelta(minutes=1)
+    now = [created_at]
+    monkeypatch.setattr("api.services.clock.now", lambda: now[0])
+    created = create(client, alice)
+    with app.app_context():
+        never_rotated = db.session.get_one(Webhook, created["id"])
+        assert live_secrets(never_rotated, rotated_at) == [created["secret"]]
+    now[0] = rotated_at
+    rotated = client.post(f"{HOOKS}/{created['id']}/secret", headers=alice).get_json()
+    assert rotated["updated_at"] == rotated_at.isoformat()
+    with app.app_context():
+        webhook = db.session.get_one(Webhook, created["id"])
+        assert (webhook.secret, webhook.previous_secret) == (rotated["secret"], created["secret"])
+        assert webhook.previous_secret_expires_at == rotated_at + timedelta(hours=24)
+        both = [rotated["secret"], created["secret"]]
+        last = rotated_at + timedelta(hours=24, microseconds=-1)
+        assert live_secrets(webhook, last) == both
+        assert live_secrets(webhook, rotated_at + timedelta(hours=24)) == [rotated["secret"]]
+        webhook.previous_secret = None  # an expiry without a secret signs nothing more
+        assert live_secrets(webhook, rotated_at) == [rotated["secret"]]
 
 
 def test_another_users_webhook_is_404(

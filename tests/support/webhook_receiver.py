@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +36,8 @@ class Receiver:
     statuses: list[int] = field(default_factory=list)
     default_status: int = 200
     hold: threading.Event | None = None
+    # Called with each request before it is answered (what the sender holds meanwhile).
+    on_request: Callable[[], None] | None = None
     requests: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
 
     def verify(self, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
@@ -62,6 +64,8 @@ def webhook_receiver() -> Iterator[Receiver]:
             receiver.requests.release()
             if receiver.hold is not None:
                 receiver.hold.wait(timeout=30)
+            if receiver.on_request is not None:
+                receiver.on_request()
             try:
                 payload = receiver.verify(body, headers)
             except WebhookVerificationError as error:
