@@ -73,8 +73,12 @@ def file_stream(disposition: str | None) -> FileStream:
             f"The body ({request.content_length} bytes) is larger than the limit of "
             f"{limit} bytes per file (MAX_ATTACHMENT_BYTES)."
         )
-    # This request only; a chunked body is cut off (413) past it while being read.
-    request.max_content_length = allowed
+    # This request only; a chunked body is cut off (413) past it while being read. One
+    # byte more than allowed: Werkzeug raises on the read after the limit is reached, even
+    # when the body ends exactly there (gunicorn marks every input terminated), so a file of
+    # exactly the limit must leave room for the read that finds its end; `receive` holds
+    # the file to the exact limit.
+    request.max_content_length = allowed + 1
     if multipart:
         boundary = request.mimetype_params.get("boundary")
         if not boundary:

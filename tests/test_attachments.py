@@ -658,7 +658,12 @@ def test_a_multipart_body_may_add_64_kib_of_framing_to_the_file_limit(
 
 
 @pytest.mark.parametrize(
-    "size", [LIMITS["MAX_ATTACHMENT_BYTES"] - 1, LIMITS["MAX_ATTACHMENT_BYTES"] + 1]
+    "size",
+    [
+        LIMITS["MAX_ATTACHMENT_BYTES"] - 1,
+        LIMITS["MAX_ATTACHMENT_BYTES"],  # the read that finds its end must not be a 413
+        LIMITS["MAX_ATTACHMENT_BYTES"] + 1,
+    ],
 )
 def test_a_body_of_unknown_length_is_cut_off_past_the_limit(
     app: TasksAPI, client: FlaskClient, alice: dict[str, str], task: str, size: int
@@ -675,7 +680,7 @@ def test_a_body_of_unknown_length_is_cut_off_past_the_limit(
     if size > limit:
         assert response.status_code == 413
         assert response.get_json()["detail"] == (
-            f"The body is larger than the limit of {limit} bytes per file (MAX_ATTACHMENT_BYTES)."
+            f"The file is larger than the limit of {limit} bytes (MAX_ATTACHMENT_BYTES)."
         )
         assert rows(app) == 0
         assert not list(store_of(app).temps())
