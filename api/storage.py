@@ -99,10 +99,10 @@ class LocalStore:
                 # whose file is empty.
                 os.fsync(file.fileno())
         except OSError as error:
-            path.unlink(missing_ok=True)
+            self.discard(name)
             raise StorageUnavailableError(f"cannot write to {self.root}: {error}") from error
         except BaseException:
-            path.unlink(missing_ok=True)
+            self.discard(name)
             raise
         return name
 
@@ -115,7 +115,10 @@ class LocalStore:
             raise StorageUnavailableError(f"cannot store {digest}: {error}") from error
 
     def discard(self, temp: str) -> None:
-        (self.tmp / temp).unlink(missing_ok=True)
+        # Never raises (the store may be why a write failed: `tmp` gone, or not a folder);
+        # what stays behind is swept later.
+        with suppress(OSError):
+            (self.tmp / temp).unlink(missing_ok=True)
 
     def read(self, digest: str, start: int, length: int) -> Chunks:
         try:

@@ -1055,6 +1055,11 @@ def test_a_local_store_that_cannot_be_written_or_read_is_503(
     assert refused.status_code == 503
     assert "nothing was changed" in refused.get_json()["detail"]
     assert rows(local_app) == 1
+    (root / "tmp").unlink()
+    (root / "tmp").write_bytes(b"")  # a file where the folder should be
+    refused = raw(client, url, headers, b"other bytes")
+    assert refused.status_code == 503
+    assert rows(local_app) == 1
 
 
 # --- concurrency -------------------------------------------------------------------------------
