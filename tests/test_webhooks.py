@@ -83,7 +83,7 @@ def test_a_rotated_secret_keeps_signing_for_exactly_a_day(
     created_at = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     rotated_at = created_at + timedelta(minutes=1)
     now = [created_at]
-    monkeypatch.setattr("api.services.clock.now", lambda: now[0])
+    monkeypatch.setattr("api.clock.now", lambda: now[0])
     created = create(client, alice)
     with app.app_context():
         never_rotated = db.session.get_one(Webhook, created["id"])
