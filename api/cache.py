@@ -129,7 +129,7 @@ def _document(spec: Spec) -> None:
         "X-Cache",
         "`hit`: this answer came from the response cache; `miss`: it was computed (and "
         "kept). Absent for admins, whose answers are never cached.",
-        {"type": "string", "enum": ["hit", "miss"], "examples": ["miss"]},
+        {"type": "string", "enum": ["hit", "miss"], "examples": ["miss", "hit"]},
         required=False,
     )
     for _path, _method, operation in operations(spec):

@@ -66,7 +66,7 @@ SETTINGS = settings(
 # Operations on one resource (getApiKey, deleteUser, ...) answer 2xx only when a link
 # hands them an id that exists: scenarios long enough to follow every link. If a spec change
 # leaves one unserved, raise these (16 steps reach the API-key links past the report ones).
-STATEFUL_SETTINGS = settings(SETTINGS, max_examples=40, stateful_step_count=16)
+STATEFUL_SETTINGS = settings(SETTINGS, max_examples=40, stateful_step_count=20)
 
 
 @pytest.fixture(autouse=True, scope="module")
