@@ -93,7 +93,11 @@ def webhook_receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     receiver.url = f"http://127.0.0.1:{server.server_port}/hooks"
-    thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
+    # `shutdown` waits for the loop's next poll: at the default 0.5 s, every test using a
+    # receiver paid half a second to stop it.
+    thread = threading.Thread(
+        target=server.serve_forever, args=(0.01,), name="webhook-receiver", daemon=True
+    )
     thread.start()
     try:
         yield receiver
